@@ -1,0 +1,467 @@
+//! Simulated chips, modelled on the kernel's gpio-sim driver.
+//!
+//! Each line has a pull (what an undriven input reads) and may be requested
+//! by gpiofs or hogged by "another program". Requested outputs drive the
+//! wire; `wire` connects an output to an input for loopback tests. Every
+//! change recomputes all levels and reports edges on inputs that asked for
+//! them, like gpio-sim's interrupt simulator.
+
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use crossbeam_channel::Sender;
+
+use super::{
+    Backend, BackendError, BackendEvent, Bias, ChipInfo, Direction, Drive, Edge, EdgeKind,
+    LineConfig, LineRequest, LineUsage, Result,
+};
+
+/// A line address inside the simulator: (chip index, offset).
+type Pin = (usize, u32);
+
+#[derive(Debug)]
+struct SimLine {
+    pull_up: bool,
+    hog: Option<String>,
+    request: Option<Held>,
+    /// The raw level on the wire, as last computed.
+    level: bool,
+}
+
+#[derive(Debug)]
+struct Held {
+    id: u64,
+    consumer: String,
+    config: LineConfig,
+    /// The raw level driven while an output.
+    driven: Option<bool>,
+    seqno: u32,
+}
+
+#[derive(Debug)]
+struct State {
+    chips: Vec<(ChipInfo, Vec<SimLine>)>,
+    wires: Vec<(Pin, Pin)>,
+    next_request_id: u64,
+}
+
+/// The simulator backend. Shared by the multiplexer (as a [`Backend`]) and
+/// by the control tree (pull, wire level, hog).
+#[derive(Debug)]
+pub struct SimBackend {
+    inner: Arc<Inner>,
+}
+
+/// What requests share with their backend.
+#[derive(Debug)]
+struct Inner {
+    state: Mutex<State>,
+    events: OnceLock<Sender<BackendEvent>>,
+}
+
+/// A `--sim` chip specification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimChipSpec {
+    pub label: String,
+    pub num_lines: u32,
+}
+
+impl std::str::FromStr for SimChipSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let (label, n) = s
+            .split_once(':')
+            .ok_or_else(|| format!("'{s}' is not LABEL:NLINES"))?;
+        let num_lines: u32 = n
+            .parse()
+            .map_err(|_| format!("'{n}' is not a line count"))?;
+        if label.is_empty() || label.contains('/') || !(1..=4096).contains(&num_lines) {
+            return Err(format!(
+                "'{s}': need a label without '/' and 1 to 4096 lines"
+            ));
+        }
+        Ok(Self {
+            label: label.to_string(),
+            num_lines,
+        })
+    }
+}
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn not_found(what: &str) -> BackendError {
+    BackendError::new(libc::ENODEV, format!("no simulated {what}"))
+}
+
+impl SimBackend {
+    pub fn new(specs: &[SimChipSpec]) -> std::result::Result<Self, String> {
+        let mut chips = Vec::new();
+        for (index, spec) in specs.iter().enumerate() {
+            if specs[..index].iter().any(|s| s.label == spec.label) {
+                return Err(format!("simulated chip label '{}' given twice", spec.label));
+            }
+            let info = ChipInfo {
+                name: format!("gpiochip{index}").into(),
+                label: spec.label.clone(),
+                line_names: (0..spec.num_lines)
+                    .map(|o| format!("{}-{o}", spec.label))
+                    .collect(),
+                sysfs_base: None,
+                device_path: None,
+            };
+            let lines = (0..spec.num_lines)
+                .map(|_| SimLine {
+                    pull_up: false,
+                    hog: None,
+                    request: None,
+                    level: false,
+                })
+                .collect();
+            chips.push((info, lines));
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State {
+                    chips,
+                    wires: Vec::new(),
+                    next_request_id: 1,
+                }),
+                events: OnceLock::new(),
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner.lock()
+    }
+
+    /// Labels and line counts, in chip order.
+    pub fn chips(&self) -> Vec<(String, u32)> {
+        self.lock()
+            .chips
+            .iter()
+            .map(|(info, _)| (info.label.clone(), info.num_lines()))
+            .collect()
+    }
+
+    /// Connects output `from` to input `to`, both given as (label, offset).
+    pub fn wire(&self, from: (&str, u32), to: (&str, u32)) -> std::result::Result<(), String> {
+        let mut state = self.lock();
+        let from = state.pin_by_label(from.0, from.1)?;
+        let to = state.pin_by_label(to.0, to.1)?;
+        if from == to || state.wires.iter().any(|&(_, t)| t == to) {
+            return Err("a wire must join two lines, and an input takes one wire".into());
+        }
+        state.wires.push((from, to));
+        self.inner.settle(&mut state);
+        Ok(())
+    }
+
+    pub fn pull(&self, label: &str, offset: u32) -> Result<bool> {
+        let state = self.lock();
+        let (c, o) = state
+            .pin_by_label(label, offset)
+            .map_err(|_| not_found("line"))?;
+        Ok(state.chips[c].1[o as usize].pull_up)
+    }
+
+    /// Sets the pull of a line, as writing gpio-sim's `pull` attribute does.
+    pub fn set_pull(&self, label: &str, offset: u32, pull_up: bool) -> Result<()> {
+        let mut state = self.lock();
+        let (c, o) = state
+            .pin_by_label(label, offset)
+            .map_err(|_| not_found("line"))?;
+        state.chips[c].1[o as usize].pull_up = pull_up;
+        self.inner.settle(&mut state);
+        Ok(())
+    }
+
+    /// The raw level on the wire.
+    pub fn level(&self, label: &str, offset: u32) -> Result<bool> {
+        let state = self.lock();
+        let (c, o) = state
+            .pin_by_label(label, offset)
+            .map_err(|_| not_found("line"))?;
+        Ok(state.chips[c].1[o as usize].level)
+    }
+
+    pub fn hog(&self, label: &str, offset: u32) -> Result<Option<String>> {
+        let state = self.lock();
+        let (c, o) = state
+            .pin_by_label(label, offset)
+            .map_err(|_| not_found("line"))?;
+        Ok(state.chips[c].1[o as usize].hog.clone())
+    }
+
+    /// Makes "another program" hold a line (`Some`) or let it go (`None`).
+    pub fn set_hog(&self, label: &str, offset: u32, consumer: Option<String>) -> Result<()> {
+        let mut state = self.lock();
+        let (c, o) = state
+            .pin_by_label(label, offset)
+            .map_err(|_| not_found("line"))?;
+        let line = &mut state.chips[c].1[o as usize];
+        if consumer.is_some() && line.request.is_some() {
+            return Err(BackendError::new(libc::EBUSY, "line is requested"));
+        }
+        line.hog = consumer;
+        Ok(())
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere must not take the simulator down with it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Recomputes every level and reports the edges that inputs asked for.
+    fn settle(&self, state: &mut State) {
+        let levels: Vec<Vec<bool>> = (0..state.chips.len())
+            .map(|c| {
+                (0..state.chips[c].1.len() as u32)
+                    .map(|o| state.wire_level((c, o)))
+                    .collect()
+            })
+            .collect();
+        let now = monotonic_ns();
+        for (c, (info, lines)) in state.chips.iter_mut().enumerate() {
+            for (o, line) in lines.iter_mut().enumerate() {
+                let level = levels[c][o];
+                if level == line.level {
+                    continue;
+                }
+                line.level = level;
+                let Some(held) = line.request.as_mut() else {
+                    continue;
+                };
+                if held.driven.is_some() {
+                    continue;
+                }
+                let kind = if level != held.config.active_low {
+                    EdgeKind::Rising
+                } else {
+                    EdgeKind::Falling
+                };
+                if !held.config.edge_detection.matches(kind) {
+                    continue;
+                }
+                held.seqno += 1;
+                if let Some(events) = self.events.get() {
+                    let _ = events.send(BackendEvent::Edge {
+                        chip: info.name.clone(),
+                        offset: o as u32,
+                        edge: Edge {
+                            kind,
+                            timestamp_ns: now,
+                            line_seqno: held.seqno,
+                        },
+                    });
+                }
+            }
+        }
+    }
+
+    /// Runs `f` on the line held by request `id`, then settles the wires.
+    fn with_request<T>(
+        &self,
+        pin: Pin,
+        id: u64,
+        f: impl FnOnce(&mut SimLine) -> Result<T>,
+    ) -> Result<T> {
+        let mut state = self.lock();
+        let line = &mut state.chips[pin.0].1[pin.1 as usize];
+        if line.request.as_ref().map(|h| h.id) != Some(id) {
+            return Err(BackendError::new(libc::ENODEV, "request was released"));
+        }
+        let result = f(line)?;
+        self.settle(&mut state);
+        Ok(result)
+    }
+}
+
+impl State {
+    fn pin_by_label(&self, label: &str, offset: u32) -> std::result::Result<Pin, String> {
+        let c = self
+            .chips
+            .iter()
+            .position(|(info, _)| info.label == label)
+            .ok_or_else(|| format!("no simulated chip '{label}'"))?;
+        if offset >= self.chips[c].0.num_lines() {
+            return Err(format!("chip '{label}' has no line {offset}"));
+        }
+        Ok((c, offset))
+    }
+
+    fn pin_by_name(&self, chip: &str, offset: u32) -> Result<Pin> {
+        let c = self
+            .chips
+            .iter()
+            .position(|(info, _)| &*info.name == chip)
+            .ok_or_else(|| not_found("chip"))?;
+        if offset >= self.chips[c].0.num_lines() {
+            return Err(BackendError::new(libc::EINVAL, "offset out of range"));
+        }
+        Ok((c, offset))
+    }
+
+    /// What the wire at `pin` carries: the driven level of an output (an
+    /// open drain or source lets its pull through when off), else the
+    /// wired output's level, else the pull.
+    fn wire_level(&self, pin: Pin) -> bool {
+        self.driven_level(pin)
+            .or_else(|| {
+                self.wires
+                    .iter()
+                    .find(|&&(_, to)| to == pin)
+                    .and_then(|&(from, _)| self.driven_level(from))
+            })
+            .unwrap_or(self.chips[pin.0].1[pin.1 as usize].pull_up)
+    }
+
+    fn driven_level(&self, pin: Pin) -> Option<bool> {
+        let held = self.chips[pin.0].1[pin.1 as usize].request.as_ref()?;
+        let level = held.driven?;
+        match (held.config.drive, level) {
+            (Drive::OpenDrain, true) | (Drive::OpenSource, false) => None,
+            _ => Some(level),
+        }
+    }
+}
+
+/// Applies a request's configuration to a line: bias moves the pull as in
+/// gpio-sim, an output drives its raw level, an input stops driving.
+fn apply_config(line: &mut SimLine, held: &mut Held, config: &LineConfig) {
+    match config.bias {
+        Bias::PullUp => line.pull_up = true,
+        Bias::PullDown => line.pull_up = false,
+        Bias::AsIs | Bias::Disabled => {}
+    }
+    match config.direction {
+        Some(Direction::Output(logical)) => held.driven = Some(logical != config.active_low),
+        Some(Direction::Input) => held.driven = None,
+        None => {}
+    }
+    held.config = *config;
+}
+
+impl Backend for SimBackend {
+    fn start(&self, events: Sender<BackendEvent>) -> Result<Vec<ChipInfo>> {
+        self.inner
+            .events
+            .set(events)
+            .map_err(|_| BackendError::new(libc::EBUSY, "simulator already started"))?;
+        Ok(self.lock().chips.iter().map(|(i, _)| i.clone()).collect())
+    }
+
+    fn line_usage(&self, chip: &str, offset: u32) -> Result<LineUsage> {
+        let state = self.lock();
+        let (c, o) = state.pin_by_name(chip, offset)?;
+        let line = &state.chips[c].1[o as usize];
+        let consumer = line
+            .hog
+            .clone()
+            .or_else(|| line.request.as_ref().map(|h| h.consumer.clone()));
+        Ok(LineUsage {
+            used: consumer.is_some(),
+            consumer: consumer.unwrap_or_default(),
+        })
+    }
+
+    fn request(
+        &self,
+        chip: &str,
+        offset: u32,
+        consumer: &str,
+        config: &LineConfig,
+    ) -> Result<Box<dyn LineRequest>> {
+        let mut state = self.lock();
+        let pin = state.pin_by_name(chip, offset)?;
+        let id = state.next_request_id;
+        state.next_request_id += 1;
+        let line = &mut state.chips[pin.0].1[pin.1 as usize];
+        if line.hog.is_some() || line.request.is_some() {
+            return Err(BackendError::new(libc::EBUSY, "line is busy"));
+        }
+        let mut held = Held {
+            id,
+            consumer: consumer.to_string(),
+            config: *config,
+            driven: None,
+            seqno: 0,
+        };
+        apply_config(line, &mut held, config);
+        line.request = Some(held);
+        self.inner.settle(&mut state);
+        drop(state);
+        Ok(Box::new(SimRequest {
+            inner: self.inner.clone(),
+            pin,
+            id,
+        }))
+    }
+}
+
+/// A simulated line request.
+struct SimRequest {
+    inner: Arc<Inner>,
+    pin: Pin,
+    id: u64,
+}
+
+impl LineRequest for SimRequest {
+    fn reconfigure(&self, config: &LineConfig) -> Result<()> {
+        self.inner.with_request(self.pin, self.id, |line| {
+            let mut held = line.request.take().expect("checked by with_request");
+            apply_config(line, &mut held, config);
+            line.request = Some(held);
+            Ok(())
+        })
+    }
+
+    fn value(&self) -> Result<bool> {
+        self.inner.with_request(self.pin, self.id, |line| {
+            let held = line.request.as_ref().expect("checked by with_request");
+            Ok(line.level != held.config.active_low)
+        })
+    }
+
+    fn set_value(&self, value: bool) -> Result<()> {
+        self.inner.with_request(self.pin, self.id, |line| {
+            let held = line.request.as_mut().expect("checked by with_request");
+            if held.driven.is_none() {
+                return Err(BackendError::new(libc::EPERM, "line is an input"));
+            }
+            held.driven = Some(value != held.config.active_low);
+            Ok(())
+        })
+    }
+
+    fn direction(&self) -> Result<Direction> {
+        self.inner.with_request(self.pin, self.id, |line| {
+            let held = line.request.as_ref().expect("checked by with_request");
+            Ok(match held.driven {
+                Some(raw) => Direction::Output(raw != held.config.active_low),
+                None => Direction::Input,
+            })
+        })
+    }
+}
+
+impl Drop for SimRequest {
+    fn drop(&mut self) {
+        let mut state = self.inner.lock();
+        let line = &mut state.chips[self.pin.0].1[self.pin.1 as usize];
+        if line.request.as_ref().map(|h| h.id) == Some(self.id) {
+            line.request = None;
+            self.inner.settle(&mut state);
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! What each attribute shows and what a write to it does: the sysfs
+//! show/store operations, with the kernel's errnos.
+
+use std::sync::Arc;
+
+use super::attr::{self, BIASES, DRIVES, EDGES, keyword, kstrtol, name_of};
+use super::node::{ChipEntry, GpioEntry, Node, SimEntry};
+use crate::backend::sim::SimBackend;
+use crate::mux::{Line, Mux, OutputLevel};
+
+/// Everything the attribute operations need.
+pub(super) struct Attributes<'a> {
+    pub mux: &'a Mux,
+    pub sim: Option<&'a SimBackend>,
+}
+
+type Result<T> = std::result::Result<T, i32>;
+
+fn line_of(line: Option<&Arc<Line>>) -> Result<&Arc<Line>> {
+    match line {
+        Some(line) if !line.is_gone() => Ok(line),
+        _ => Err(libc::ENODEV),
+    }
+}
+
+fn flag(value: bool) -> &'static str {
+    if value { "1\n" } else { "0\n" }
+}
+
+impl Attributes<'_> {
+    fn sim(&self) -> Result<&SimBackend> {
+        self.sim.ok_or(libc::ENOENT)
+    }
+
+    fn sim_label(&self, chip: u32) -> Result<String> {
+        self.sim()?
+            .chips()
+            .get(chip as usize)
+            .map(|(label, _)| label.clone())
+            .ok_or(libc::ENOENT)
+    }
+
+    /// The text a read at offset 0 produces.
+    pub fn show(&self, node: Node, line: Option<&Arc<Line>>) -> Result<String> {
+        Ok(match node {
+            Node::Chip { id, entry } => {
+                let chip = self.mux.chip(id).ok_or(libc::ENODEV)?;
+                match entry {
+                    ChipEntry::Base => format!("{}\n", chip.base),
+                    ChipEntry::Label => format!("{}\n", chip.info.label),
+                    ChipEntry::Ngpio => format!("{}\n", chip.info.num_lines()),
+                    _ => String::new(),
+                }
+            }
+            Node::Gpio { entry, .. } => {
+                let line = line_of(line)?;
+                let map = |e: crate::mux::Error| e.errno();
+                match entry {
+                    GpioEntry::Direction => {
+                        if line.is_output() { "out\n" } else { "in\n" }.to_string()
+                    }
+                    GpioEntry::Value => flag(line.value().map_err(map)?).to_string(),
+                    GpioEntry::Edge => format!("{}\n", name_of(&EDGES, line.edge())),
+                    GpioEntry::ActiveLow => flag(line.active_low()).to_string(),
+                    GpioEntry::Bias => format!("{}\n", name_of(&BIASES, line.bias())),
+                    GpioEntry::Drive => format!("{}\n", name_of(&DRIVES, line.drive())),
+                    GpioEntry::DebounceUs => format!("{}\n", line.debounce_us()),
+                    _ => String::new(),
+                }
+            }
+            Node::SimLine {
+                chip,
+                offset,
+                entry,
+            } => {
+                let label = self.sim_label(chip)?;
+                let sim = self.sim()?;
+                let err = |e: crate::backend::BackendError| e.errno;
+                match entry {
+                    SimEntry::Pull => if sim.pull(&label, offset).map_err(err)? {
+                        "pull-up\n"
+                    } else {
+                        "pull-down\n"
+                    }
+                    .to_string(),
+                    SimEntry::Value => flag(sim.level(&label, offset).map_err(err)?).to_string(),
+                    SimEntry::Hog => sim
+                        .hog(&label, offset)
+                        .map_err(err)?
+                        .map(|c| format!("{c}\n"))
+                        .unwrap_or_default(),
+                    SimEntry::Dir => String::new(),
+                }
+            }
+            _ => String::new(),
+        })
+    }
+
+    /// A write to `node`. `data` is what the store sees (at most a page).
+    pub fn store(&self, node: Node, line: Option<&Arc<Line>>, data: &[u8]) -> Result<()> {
+        let mux_err = |e: crate::mux::Error| e.errno();
+        match node {
+            Node::Export => {
+                let global = self.line_number(data)?;
+                self.mux.export(global).map(drop).map_err(mux_err)
+            }
+            Node::Unexport => {
+                let global = self.line_number(data)?;
+                self.mux.unexport(global).map_err(mux_err)
+            }
+            Node::Chip {
+                entry: ChipEntry::Uevent,
+                ..
+            }
+            | Node::Gpio {
+                entry: GpioEntry::Uevent,
+                ..
+            } => attr::check_uevent(data),
+            Node::Gpio { entry, .. } => self.store_line(entry, line_of(line)?, data),
+            Node::SimLine {
+                chip,
+                offset,
+                entry,
+            } => {
+                let label = self.sim_label(chip)?;
+                let sim = self.sim()?;
+                let result = match entry {
+                    SimEntry::Pull => {
+                        let up = keyword(data, &[("pull-up", true), ("pull-down", false)])?;
+                        sim.set_pull(&label, offset, up)
+                    }
+                    SimEntry::Hog => {
+                        let text = String::from_utf8_lossy(data);
+                        let name = text.strip_suffix('\n').unwrap_or(&text).trim_matches('\0');
+                        sim.set_hog(&label, offset, (!name.is_empty()).then(|| name.to_string()))
+                    }
+                    _ => return Err(libc::EACCES),
+                };
+                result.map_err(|e| e.errno)
+            }
+            _ => Err(libc::EACCES),
+        }
+    }
+
+    fn store_line(&self, entry: GpioEntry, line: &Line, data: &[u8]) -> Result<()> {
+        let mux_err = |e: crate::mux::Error| e.errno();
+        match entry {
+            GpioEntry::Direction => {
+                let output = keyword(
+                    data,
+                    &[
+                        ("in", None),
+                        ("out", Some(OutputLevel { raw_high: false })),
+                        ("low", Some(OutputLevel { raw_high: false })),
+                        ("high", Some(OutputLevel { raw_high: true })),
+                    ],
+                )?;
+                line.set_direction(output).map_err(mux_err)
+            }
+            GpioEntry::Value => {
+                // The kernel refuses an input before it looks at the text.
+                if !line.is_output() {
+                    return Err(libc::EPERM);
+                }
+                let value = kstrtol(data)?;
+                line.set_value(value != 0).map_err(mux_err)
+            }
+            GpioEntry::Edge => line.set_edge(keyword(data, &EDGES)?).map_err(mux_err),
+            GpioEntry::ActiveLow => line.set_active_low(kstrtol(data)? != 0).map_err(mux_err),
+            GpioEntry::Bias => line.set_bias(keyword(data, &BIASES)?).map_err(mux_err),
+            GpioEntry::Drive => line.set_drive(keyword(data, &DRIVES)?).map_err(mux_err),
+            GpioEntry::DebounceUs => {
+                let us = u32::try_from(kstrtol(data)?).map_err(|_| libc::EINVAL)?;
+                line.set_debounce_us(us).map_err(mux_err)
+            }
+            _ => Err(libc::EACCES),
+        }
+    }
+
+    /// A global number for export/unexport: a kstrtol number, or the name
+    /// of exactly one line.
+    fn line_number(&self, data: &[u8]) -> Result<u32> {
+        match kstrtol(data) {
+            Ok(n) => u32::try_from(n).map_err(|_| libc::EINVAL),
+            Err(libc::EINVAL) => {
+                let name = std::str::from_utf8(data).map_err(|_| libc::EINVAL)?;
+                let name = name.strip_suffix('\n').unwrap_or(name);
+                if name.is_empty() {
+                    return Err(libc::EINVAL);
+                }
+                self.mux.line_by_name(name).map_err(|e| e.errno())
+            }
+            Err(errno) => Err(errno),
+        }
+    }
+}

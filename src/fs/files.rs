@@ -1,0 +1,180 @@
+//! Open files: per-file poll state, the text of the last read, and the
+//! event queue of an open `events` file.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use fuser::PollNotifier;
+
+use super::node::{GpioEntry, Node};
+use crate::mux::{Line, StreamEvent, Subscription};
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(super) struct OpenFile {
+    pub node: Node,
+    /// The line of a gpio directory entry, kept so reads skip the registry.
+    pub line: Option<Arc<Line>>,
+    /// The event count this file has read up to (kernfs's `of->event`).
+    seen: AtomicU64,
+    has_read: AtomicBool,
+    /// What the last read at offset 0 generated; later offsets read it.
+    pub text: Mutex<Vec<u8>>,
+    poll: Mutex<Option<PollNotifier>>,
+    pub stream: Option<Subscription>,
+    /// An event taken from the stream that did not fit the last read.
+    pending: Mutex<Option<StreamEvent>>,
+}
+
+impl OpenFile {
+    pub fn new(node: Node, line: Option<Arc<Line>>, stream: Option<Subscription>) -> Self {
+        Self {
+            node,
+            line,
+            seen: AtomicU64::new(0),
+            has_read: AtomicBool::new(false),
+            text: Mutex::new(Vec::new()),
+            poll: Mutex::new(None),
+            stream,
+            pending: Mutex::new(None),
+        }
+    }
+
+    pub fn is_value(&self) -> bool {
+        matches!(
+            self.node,
+            Node::Gpio {
+                entry: GpioEntry::Value,
+                ..
+            }
+        )
+    }
+
+    /// The node's event counter: a value file's line counts its events;
+    /// every other attribute stays at kernfs's initial 1.
+    pub fn event_count(&self) -> u64 {
+        match &self.line {
+            Some(line) if self.is_value() => line.event_count(),
+            _ => 1,
+        }
+    }
+
+    /// True while an event came that this file has not read.
+    pub fn unread(&self) -> bool {
+        self.seen.load(Ordering::Acquire) != self.event_count()
+    }
+
+    /// Marks everything up to now as read (a read at offset 0).
+    pub fn mark_read(&self) {
+        self.seen.store(self.event_count(), Ordering::Release);
+        self.has_read.store(true, Ordering::Release);
+    }
+
+    pub fn has_read(&self) -> bool {
+        self.has_read.load(Ordering::Acquire)
+    }
+
+    pub fn line_gone(&self) -> bool {
+        self.line.as_ref().is_some_and(|l| l.is_gone())
+    }
+
+    pub fn set_poll_handle(&self, handle: PollNotifier) {
+        *lock(&self.poll) = Some(handle);
+    }
+
+    /// Wakes the kernel's pollers of this file, if any registered.
+    pub fn wake_pollers(&self) {
+        if let Some(handle) = lock(&self.poll).clone()
+            && let Err(e) = handle.notify()
+        {
+            log::debug!("poll notify: {e}");
+        }
+    }
+
+    /// Fills up to `size` bytes with whole event lines. `None` when the
+    /// queue is empty; `Some(empty)` when the first line does not fit.
+    pub fn take_events(&self, size: usize) -> Option<Vec<u8>> {
+        let stream = self.stream.as_ref()?;
+        let mut pending = lock(&self.pending);
+        let mut out = Vec::new();
+        let mut line = Vec::with_capacity(64);
+        while let Some(event) = pending.take().or_else(|| stream.try_next().ok()) {
+            line.clear();
+            let _ = writeln!(
+                line,
+                "{} {} {} {}",
+                event.seqno,
+                event.timestamp_ns,
+                event.kind.as_str(),
+                u8::from(event.value)
+            );
+            if out.len() + line.len() > size {
+                *pending = Some(event);
+                return Some(out);
+            }
+            out.extend_from_slice(&line);
+        }
+        (!out.is_empty()).then_some(out)
+    }
+
+    pub fn has_events(&self) -> bool {
+        lock(&self.pending).is_some() || self.stream.as_ref().is_some_and(|s| !s.is_empty())
+    }
+
+    pub fn stream_ended(&self) -> bool {
+        lock(&self.pending).is_none() && self.stream.as_ref().is_some_and(|s| s.is_ended())
+    }
+}
+
+/// All open files, by handle and by line.
+#[derive(Default)]
+pub(super) struct OpenFiles {
+    next_fh: u64,
+    by_fh: HashMap<u64, Arc<OpenFile>>,
+    by_line: HashMap<u32, Vec<(u64, Arc<OpenFile>)>>,
+}
+
+impl OpenFiles {
+    pub fn insert(&mut self, file: OpenFile) -> u64 {
+        self.next_fh += 1;
+        let fh = self.next_fh;
+        let file = Arc::new(file);
+        if let Some(global) = file.node.line() {
+            self.by_line
+                .entry(global)
+                .or_default()
+                .push((fh, file.clone()));
+        }
+        self.by_fh.insert(fh, file);
+        fh
+    }
+
+    pub fn get(&self, fh: u64) -> Option<Arc<OpenFile>> {
+        self.by_fh.get(&fh).cloned()
+    }
+
+    pub fn remove(&mut self, fh: u64) -> Option<Arc<OpenFile>> {
+        let file = self.by_fh.remove(&fh)?;
+        if let Some(global) = file.node.line()
+            && let Some(list) = self.by_line.get_mut(&global)
+        {
+            list.retain(|(f, _)| *f != fh);
+            if list.is_empty() {
+                self.by_line.remove(&global);
+            }
+        }
+        Some(file)
+    }
+
+    /// Open files of one line.
+    pub fn of_line(&self, global: u32) -> Vec<Arc<OpenFile>> {
+        self.by_line
+            .get(&global)
+            .map(|list| list.iter().map(|(_, f)| f.clone()).collect())
+            .unwrap_or_default()
+    }
+}

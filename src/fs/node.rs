@@ -1,0 +1,326 @@
+//! The tree's nodes and their inode numbers.
+//!
+//! Inode numbers are computed from what a node is (a chip's id, a line's
+//! global number, an entry's index), so the tree needs no inode table and
+//! a re-exported line gets the same numbers again.
+
+use fuser::FileType;
+
+/// Entries of a `gpiochip<BASE>` directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ChipEntry {
+    Dir,
+    Base,
+    Label,
+    Ngpio,
+    Uevent,
+    Device,
+    /// `device/<chip name>` where `device` is synthesized.
+    DeviceChip,
+    Power,
+    Subsystem,
+}
+
+/// Entries of a `gpio<N>` directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GpioEntry {
+    Dir,
+    Direction,
+    Value,
+    Edge,
+    ActiveLow,
+    Uevent,
+    Events,
+    Bias,
+    Drive,
+    DebounceUs,
+    Device,
+    Power,
+    Subsystem,
+}
+
+/// Entries of a simulated line's control directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SimEntry {
+    Dir,
+    Pull,
+    Value,
+    Hog,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Node {
+    Root,
+    Export,
+    Unexport,
+    Chip {
+        id: u32,
+        entry: ChipEntry,
+    },
+    Gpio {
+        global: u32,
+        entry: GpioEntry,
+    },
+    Sim,
+    SimChip {
+        chip: u32,
+    },
+    SimLine {
+        chip: u32,
+        offset: u32,
+        entry: SimEntry,
+    },
+}
+
+const CHIP_ENTRIES: [(ChipEntry, &str); 9] = [
+    (ChipEntry::Dir, ""),
+    (ChipEntry::Base, "base"),
+    (ChipEntry::Label, "label"),
+    (ChipEntry::Ngpio, "ngpio"),
+    (ChipEntry::Uevent, "uevent"),
+    (ChipEntry::Device, "device"),
+    (ChipEntry::DeviceChip, ""),
+    (ChipEntry::Power, "power"),
+    (ChipEntry::Subsystem, "subsystem"),
+];
+
+pub const GPIO_ENTRIES: [(GpioEntry, &str); 13] = [
+    (GpioEntry::Dir, ""),
+    (GpioEntry::Direction, "direction"),
+    (GpioEntry::Value, "value"),
+    (GpioEntry::Edge, "edge"),
+    (GpioEntry::ActiveLow, "active_low"),
+    (GpioEntry::Uevent, "uevent"),
+    (GpioEntry::Events, "events"),
+    (GpioEntry::Bias, "bias"),
+    (GpioEntry::Drive, "drive"),
+    (GpioEntry::DebounceUs, "debounce_us"),
+    (GpioEntry::Device, "device"),
+    (GpioEntry::Power, "power"),
+    (GpioEntry::Subsystem, "subsystem"),
+];
+
+const SIM_ENTRIES: [(SimEntry, &str); 4] = [
+    (SimEntry::Dir, ""),
+    (SimEntry::Pull, "pull"),
+    (SimEntry::Value, "value"),
+    (SimEntry::Hog, "hog"),
+];
+
+fn index_of<T: PartialEq>(table: &[(T, &str)], entry: T) -> u64 {
+    table.iter().position(|(e, _)| *e == entry).unwrap_or(0) as u64
+}
+
+/// A named child entry of a directory table (not the directory itself).
+pub fn entry_named<T: Copy>(table: &[(T, &'static str)], name: &str) -> Option<T> {
+    table
+        .iter()
+        .skip(1)
+        .find(|(_, n)| !n.is_empty() && *n == name)
+        .map(|&(e, _)| e)
+}
+
+/// The listable children of a directory table.
+pub fn entry_names<'a, T: Copy>(
+    table: &'a [(T, &'static str)],
+) -> impl Iterator<Item = (T, &'static str)> + 'a {
+    table.iter().skip(1).filter(|(_, n)| !n.is_empty()).copied()
+}
+
+pub fn chip_entries() -> &'static [(ChipEntry, &'static str)] {
+    &CHIP_ENTRIES
+}
+
+pub fn sim_entries() -> &'static [(SimEntry, &'static str)] {
+    &SIM_ENTRIES
+}
+
+const ROOT: u64 = 1;
+const EXPORT: u64 = 2;
+const UNEXPORT: u64 = 3;
+const SIM: u64 = 4;
+const TAG_SHIFT: u32 = 56;
+const TAG_CHIP: u64 = 1;
+const TAG_GPIO: u64 = 2;
+const TAG_SIM_CHIP: u64 = 3;
+const TAG_SIM_LINE: u64 = 4;
+
+impl Node {
+    pub fn ino(self) -> u64 {
+        match self {
+            Node::Root => ROOT,
+            Node::Export => EXPORT,
+            Node::Unexport => UNEXPORT,
+            Node::Sim => SIM,
+            Node::Chip { id, entry } => {
+                TAG_CHIP << TAG_SHIFT | u64::from(id) << 8 | index_of(&CHIP_ENTRIES, entry)
+            }
+            Node::Gpio { global, entry } => {
+                TAG_GPIO << TAG_SHIFT | u64::from(global) << 8 | index_of(&GPIO_ENTRIES, entry)
+            }
+            Node::SimChip { chip } => TAG_SIM_CHIP << TAG_SHIFT | u64::from(chip),
+            Node::SimLine {
+                chip,
+                offset,
+                entry,
+            } => {
+                TAG_SIM_LINE << TAG_SHIFT
+                    | u64::from(chip) << 40
+                    | u64::from(offset) << 8
+                    | index_of(&SIM_ENTRIES, entry)
+            }
+        }
+    }
+
+    pub fn from_ino(ino: u64) -> Option<Node> {
+        let low = (ino & 0xff) as usize;
+        let mid = ((ino >> 8) & 0xffff_ffff) as u32;
+        Some(match (ino >> TAG_SHIFT, ino) {
+            (0, ROOT) => Node::Root,
+            (0, EXPORT) => Node::Export,
+            (0, UNEXPORT) => Node::Unexport,
+            (0, SIM) => Node::Sim,
+            (TAG_CHIP, _) => Node::Chip {
+                id: mid,
+                entry: CHIP_ENTRIES.get(low)?.0,
+            },
+            (TAG_GPIO, _) => Node::Gpio {
+                global: mid,
+                entry: GPIO_ENTRIES.get(low)?.0,
+            },
+            (TAG_SIM_CHIP, _) => Node::SimChip {
+                chip: (ino & 0xffff_ffff) as u32,
+            },
+            (TAG_SIM_LINE, _) => Node::SimLine {
+                chip: ((ino >> 40) & 0xffff) as u32,
+                offset: ((ino >> 8) & 0xffff_ffff) as u32,
+                entry: SIM_ENTRIES.get(low)?.0,
+            },
+            _ => return None,
+        })
+    }
+
+    /// Regular file, directory or symlink. `device` of a chip is a link
+    /// only where the chip has a real sysfs device to lead to.
+    pub fn kind(self, device_is_link: bool) -> FileType {
+        match self {
+            Node::Root
+            | Node::Sim
+            | Node::SimChip { .. }
+            | Node::SimLine {
+                entry: SimEntry::Dir,
+                ..
+            }
+            | Node::Chip {
+                entry: ChipEntry::Dir | ChipEntry::DeviceChip | ChipEntry::Power,
+                ..
+            }
+            | Node::Gpio {
+                entry: GpioEntry::Dir | GpioEntry::Power,
+                ..
+            } => FileType::Directory,
+            Node::Chip {
+                entry: ChipEntry::Device,
+                ..
+            } if !device_is_link => FileType::Directory,
+            Node::Chip {
+                entry: ChipEntry::Device | ChipEntry::Subsystem,
+                ..
+            }
+            | Node::Gpio {
+                entry: GpioEntry::Device | GpioEntry::Subsystem,
+                ..
+            } => FileType::Symlink,
+            _ => FileType::RegularFile,
+        }
+    }
+
+    /// The sysfs mode a node is created with.
+    pub fn default_mode(self, kind: FileType) -> u16 {
+        match (self, kind) {
+            (_, FileType::Directory) => 0o755,
+            (_, FileType::Symlink) => 0o777,
+            (Node::Export | Node::Unexport, _) => 0o200,
+            (
+                Node::Chip {
+                    entry: ChipEntry::Base | ChipEntry::Label | ChipEntry::Ngpio,
+                    ..
+                }
+                | Node::Gpio {
+                    entry: GpioEntry::Events,
+                    ..
+                }
+                | Node::SimLine {
+                    entry: SimEntry::Value,
+                    ..
+                },
+                _,
+            ) => 0o444,
+            _ => 0o644,
+        }
+    }
+
+    /// Whether the node has a store operation at all (kernfs's has_write).
+    pub fn writable(self) -> bool {
+        !matches!(
+            self,
+            Node::Chip {
+                entry: ChipEntry::Base | ChipEntry::Label | ChipEntry::Ngpio,
+                ..
+            } | Node::Gpio {
+                entry: GpioEntry::Events,
+                ..
+            } | Node::SimLine {
+                entry: SimEntry::Value,
+                ..
+            }
+        )
+    }
+
+    /// Whether the node has a show operation at all (kernfs's has_read).
+    pub fn readable(self) -> bool {
+        !matches!(self, Node::Export | Node::Unexport)
+    }
+
+    /// The line a node belongs to, for gpio directory entries.
+    pub fn line(self) -> Option<u32> {
+        match self {
+            Node::Gpio { global, .. } => Some(global),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inode_numbers_round_trip() {
+        let nodes = [
+            Node::Root,
+            Node::Export,
+            Node::Unexport,
+            Node::Sim,
+            Node::Chip {
+                id: 7,
+                entry: ChipEntry::DeviceChip,
+            },
+            Node::Gpio {
+                global: 4_000_000,
+                entry: GpioEntry::DebounceUs,
+            },
+            Node::SimChip { chip: 3 },
+            Node::SimLine {
+                chip: 2,
+                offset: 4095,
+                entry: SimEntry::Hog,
+            },
+        ];
+        for node in nodes {
+            assert_eq!(Node::from_ino(node.ino()), Some(node));
+        }
+        assert_eq!(Node::from_ino(0), None);
+        assert_eq!(Node::from_ino(99), None);
+    }
+}

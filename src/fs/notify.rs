@@ -1,0 +1,123 @@
+//! Turns multiplexer notices into what FUSE clients see: poll wake-ups,
+//! finished held reads, dropped directory entries, and inotify IN_MODIFY.
+
+use std::collections::BTreeSet;
+use std::ffi::{CString, OsStr};
+use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, after, never, select};
+use fuser::INodeNo;
+
+use super::Shared;
+use super::files::lock;
+use super::node::{GpioEntry, Node};
+use crate::mux::Notice;
+
+/// How often pending signals of held readers are checked (only while
+/// reads are held): well inside the 100 ms a reader may wait.
+const SIGNAL_SCAN: Duration = Duration::from_millis(25);
+
+pub(super) fn spawn(
+    shared: Arc<Shared>,
+    notices: Receiver<Notice>,
+    held_added: Receiver<()>,
+    touch: Receiver<u32>,
+) -> std::io::Result<()> {
+    let mountpoint = shared.options.mountpoint.clone();
+    thread::Builder::new()
+        .name("fs-notify".into())
+        .spawn(move || dispatch(&shared, &notices, &held_added))?;
+    thread::Builder::new()
+        .name("fs-inotify".into())
+        .spawn(move || touch_values(&mountpoint, &touch))?;
+    Ok(())
+}
+
+fn dispatch(shared: &Shared, notices: &Receiver<Notice>, held_added: &Receiver<()>) {
+    loop {
+        let tick = if shared.has_held() {
+            after(SIGNAL_SCAN)
+        } else {
+            never()
+        };
+        select! {
+            recv(notices) -> notice => match notice {
+                Ok(notice) => handle(shared, notice),
+                Err(_) => return,
+            },
+            recv(held_added) -> _ => {},
+            recv(tick) -> _ => shared.interrupt_held(),
+        }
+    }
+}
+
+fn handle(shared: &Shared, notice: Notice) {
+    match notice {
+        Notice::Edge { global, counted } => {
+            for file in lock(&shared.files).of_line(global) {
+                if file.stream.is_some() || (counted && file.is_value()) {
+                    file.wake_pollers();
+                }
+            }
+            shared.complete_held(global);
+            if counted {
+                let _ = shared.touch.send(global);
+            }
+        }
+        Notice::LineGone { global } => {
+            for file in lock(&shared.files).of_line(global) {
+                file.wake_pollers();
+            }
+            shared.complete_held(global);
+            forget_line(shared, global);
+        }
+        Notice::LineAdded { .. } | Notice::ChipsChanged => {}
+    }
+}
+
+/// Drops what the kernel and we remember of an unexported line's nodes.
+fn forget_line(shared: &Shared, global: u32) {
+    lock(&shared.meta).retain(|&ino, _| Node::from_ino(ino).and_then(Node::line) != Some(global));
+    let Some(notifier) = shared.notifier.get() else {
+        return;
+    };
+    let dir = Node::Gpio {
+        global,
+        entry: GpioEntry::Dir,
+    };
+    let name = format!("gpio{global}");
+    let name = OsStr::from_bytes(name.as_bytes());
+    // `delete` also tells inotify watchers of the class directory.
+    if notifier
+        .delete(INodeNo::ROOT, INodeNo(dir.ino()), name)
+        .is_err()
+    {
+        let _ = notifier.inval_entry(INodeNo::ROOT, name);
+    }
+}
+
+/// FUSE cannot raise inotify events, but the kernel raises IN_MODIFY for
+/// any truncate through the mount. Truncating `value` changes nothing in
+/// sysfs (the daemon ignores sizes), so this thread truncates the value
+/// file of every line that had an event. Bursts are coalesced.
+fn touch_values(mountpoint: &std::path::Path, touch: &Receiver<u32>) {
+    while let Ok(first) = touch.recv() {
+        let lines: BTreeSet<u32> = std::iter::once(first).chain(touch.try_iter()).collect();
+        for global in lines {
+            let path = mountpoint.join(format!("gpio{global}/value"));
+            let Ok(path) = CString::new(path.as_os_str().as_bytes()) else {
+                continue;
+            };
+            // SAFETY: a valid NUL-terminated path.
+            if unsafe { libc::truncate(path.as_ptr(), 0) } != 0 {
+                log::debug!(
+                    "inotify touch of gpio{global}: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! gpiofs: the legacy sysfs GPIO interface (`/sys/class/gpio`) served over
+//! FUSE on top of the GPIO character device, shared by any number of
+//! programs.
+//!
+//! Three layers, each using only the one below it:
+//! - [`backend`]: chips and line requests (the character device, or a
+//!   simulator), behind one [`backend::Backend`] trait;
+//! - [`mux`]: the multiplexer, sole owner of line requests and line state,
+//!   which counts and fans out edge events;
+//! - [`fs`]: the FUSE tree with sysfs's files, errnos and poll rules.
+
+pub mod backend;
+pub mod fs;
+pub mod mux;

@@ -1,0 +1,328 @@
+//! The multiplexer: the one owner of line requests and line state.
+//!
+//! It holds exactly one backend request per exported line and serves it to
+//! any number of users. Edge events from the backend are counted (for
+//! sysfs-style poll), queued to every [`Subscription`] of the line, and
+//! announced as [`Notice`]s to whoever drives notifications above. It knows
+//! nothing about FUSE.
+
+mod chips;
+mod line;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::thread;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::backend::{Backend, BackendError, BackendEvent, ChipInfo, LineConfig};
+pub use chips::Chip;
+use chips::ChipTable;
+pub use line::{Line, OutputLevel, StreamEvent, Subscription};
+
+/// A multiplexer failure; each kind maps to the errno the kernel's sysfs
+/// gives for the same mistake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// No chip owns that number, or no line has that name.
+    NoSuchLine,
+    /// Unexport of a line that is not exported.
+    NotExported,
+    /// Export of an exported line, or of a line another program holds.
+    Busy,
+    /// A value written to an input.
+    InputLine,
+    /// Edge detection on an output, or output while edge detection is on.
+    EdgeOnOutput,
+    /// The line was unexported or its chip went away.
+    Gone,
+    Backend(BackendError),
+}
+
+impl Error {
+    pub fn errno(&self) -> i32 {
+        match self {
+            Self::NoSuchLine | Self::NotExported => libc::EINVAL,
+            Self::Busy => libc::EBUSY,
+            Self::InputLine => libc::EPERM,
+            Self::EdgeOnOutput => libc::EIO,
+            Self::Gone => libc::ENODEV,
+            Self::Backend(e) => e.errno,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoSuchLine => f.write_str("no such GPIO line"),
+            Self::NotExported => f.write_str("line is not exported"),
+            Self::Busy => f.write_str("line is busy"),
+            Self::InputLine => f.write_str("line is an input"),
+            Self::EdgeOnOutput => f.write_str("edge detection needs an input"),
+            Self::Gone => f.write_str("line is gone"),
+            Self::Backend(e) => write!(f, "backend: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<BackendError> for Error {
+    fn from(e: BackendError) -> Self {
+        Self::Backend(e)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// What changed, for the layer that wakes pollers and readers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// An edge on an exported line; `counted` when it matched `edge` and so
+    /// bumped the line's event counter.
+    Edge { global: u32, counted: bool },
+    /// An exported line went away (unexport or chip removal).
+    LineGone { global: u32 },
+    /// A line was exported.
+    LineAdded { global: u32 },
+    /// A chip appeared or vanished.
+    ChipsChanged,
+}
+
+/// Settings that outlive a single line request.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// The consumer label the kernel shows for our requests.
+    pub consumer: String,
+    /// Chip label → pinned base.
+    pub bases: HashMap<String, u32>,
+}
+
+struct Registry {
+    chips: ChipTable,
+    lines: HashMap<u32, Arc<Line>>,
+}
+
+pub struct Mux {
+    backend: Arc<dyn Backend>,
+    consumer: String,
+    registry: RwLock<Registry>,
+    notices: Sender<Notice>,
+}
+
+impl Mux {
+    /// Starts the backend and the thread that turns its events into line
+    /// events. Notices arrive on the returned receiver.
+    pub fn start(
+        backend: Arc<dyn Backend>,
+        options: Options,
+    ) -> Result<(Arc<Mux>, Receiver<Notice>)> {
+        let (backend_tx, backend_rx) = crossbeam_channel::unbounded();
+        let (notice_tx, notice_rx) = crossbeam_channel::unbounded();
+        let mut chips = ChipTable::new(options.bases);
+        for info in backend.start(backend_tx)? {
+            chips.add(info);
+        }
+        let mux = Arc::new(Mux {
+            backend,
+            consumer: options.consumer,
+            registry: RwLock::new(Registry {
+                chips,
+                lines: HashMap::new(),
+            }),
+            notices: notice_tx,
+        });
+        let weak = Arc::downgrade(&mux);
+        thread::Builder::new()
+            .name("mux-events".into())
+            .spawn(move || {
+                for event in backend_rx {
+                    match weak.upgrade() {
+                        Some(mux) => mux.handle(event),
+                        None => break,
+                    }
+                }
+            })
+            .map_err(|e| BackendError::new(libc::EAGAIN, e.to_string()))?;
+        Ok((mux, notice_rx))
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Registry> {
+        self.registry.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Registry> {
+        self.registry.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn notify(&self, notice: Notice) {
+        // Nobody listening is fine: notices are hints to wake waiters.
+        let _ = self.notices.send(notice);
+    }
+
+    /// Present chips, in base order.
+    pub fn chips(&self) -> Vec<Arc<Chip>> {
+        self.read().chips.iter().cloned().collect()
+    }
+
+    pub fn chip(&self, id: u32) -> Option<Arc<Chip>> {
+        self.read().chips.iter().find(|c| c.id == id).cloned()
+    }
+
+    /// The chip and offset behind a global number.
+    pub fn locate(&self, global: u32) -> Option<(Arc<Chip>, u32)> {
+        self.read().chips.locate(global)
+    }
+
+    /// The global number of the one line called `name`.
+    pub fn line_by_name(&self, name: &str) -> Result<u32> {
+        let registry = self.read();
+        let mut found = registry.chips.iter().flat_map(|chip| {
+            chip.info
+                .line_names
+                .iter()
+                .enumerate()
+                .filter(move |(_, n)| *n == name)
+                .map(move |(offset, _)| chip.base + offset as u32)
+        });
+        match (found.next(), found.next()) {
+            (Some(global), None) => Ok(global),
+            _ => Err(Error::NoSuchLine),
+        }
+    }
+
+    pub fn line(&self, global: u32) -> Option<Arc<Line>> {
+        self.read().lines.get(&global).cloned()
+    }
+
+    /// Exported lines, in number order.
+    pub fn exported(&self) -> Vec<u32> {
+        let mut numbers: Vec<u32> = self.read().lines.keys().copied().collect();
+        numbers.sort_unstable();
+        numbers
+    }
+
+    /// Requests a line without changing its direction or value.
+    pub fn export(&self, global: u32) -> Result<Arc<Line>> {
+        let mut registry = self.write();
+        if registry.lines.contains_key(&global) {
+            return Err(Error::Busy);
+        }
+        let (chip, offset) = registry.chips.locate(global).ok_or(Error::NoSuchLine)?;
+        let request = self
+            .backend
+            .request(
+                &chip.info.name,
+                offset,
+                &self.consumer,
+                &LineConfig::default(),
+            )
+            .map_err(|e| {
+                if e.errno == libc::EBUSY {
+                    let holder = self
+                        .backend
+                        .line_usage(&chip.info.name, offset)
+                        .map(|u| u.consumer)
+                        .unwrap_or_default();
+                    log::warn!(
+                        "export {global}: {} line {offset} is held by '{holder}'",
+                        chip.info.name
+                    );
+                    Error::Busy
+                } else {
+                    log::warn!("export {global}: {e}");
+                    Error::Backend(e)
+                }
+            })?;
+        let line = Arc::new(Line::new(
+            global,
+            chip,
+            offset,
+            request,
+            self.notices.clone(),
+        )?);
+        registry.lines.insert(global, line.clone());
+        drop(registry);
+        log::info!("exported gpio{global}");
+        self.notify(Notice::LineAdded { global });
+        Ok(line)
+    }
+
+    pub fn unexport(&self, global: u32) -> Result<()> {
+        let line = self
+            .write()
+            .lines
+            .remove(&global)
+            .ok_or(Error::NotExported)?;
+        line.close();
+        log::info!("unexported gpio{global}");
+        self.notify(Notice::LineGone { global });
+        Ok(())
+    }
+
+    /// Releases every line, ending all streams (at unmount).
+    pub fn close_all(&self) {
+        for global in self.exported() {
+            let _ = self.unexport(global);
+        }
+    }
+
+    fn handle(&self, event: BackendEvent) {
+        match event {
+            BackendEvent::Edge { chip, offset, edge } => {
+                let line = {
+                    let registry = self.read();
+                    registry
+                        .chips
+                        .by_name(&chip)
+                        .and_then(|c| registry.lines.get(&(c.base + offset)).cloned())
+                };
+                if let Some(line) = line {
+                    line.on_edge(edge);
+                }
+            }
+            BackendEvent::ChipAdded(info) => self.add_chip(info),
+            BackendEvent::ChipRemoved(name) => self.remove_chip(&name),
+        }
+    }
+
+    fn add_chip(&self, info: ChipInfo) {
+        let chip = self.write().chips.add(info);
+        log::info!(
+            "chip {} ({}) appeared as gpiochip{}",
+            chip.info.name,
+            chip.info.label,
+            chip.base
+        );
+        self.notify(Notice::ChipsChanged);
+    }
+
+    fn remove_chip(&self, name: &str) {
+        let gone: Vec<Arc<Line>> = {
+            let mut registry = self.write();
+            let Some(chip) = registry.chips.remove(name) else {
+                return;
+            };
+            log::info!("chip {name} (gpiochip{}) vanished", chip.base);
+            let numbers: Vec<u32> = registry
+                .lines
+                .keys()
+                .copied()
+                .filter(|g| (chip.base..chip.base + chip.info.num_lines()).contains(g))
+                .collect();
+            numbers
+                .iter()
+                .filter_map(|g| registry.lines.remove(g))
+                .collect()
+        };
+        for line in gone {
+            line.close();
+            self.notify(Notice::LineGone {
+                global: line.global,
+            });
+        }
+        self.notify(Notice::ChipsChanged);
+    }
+}
