@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs every test of gpiofs: formatting and lint, unit and FUSE integration
+# tests on the simulator, then the real-kernel suite in a QEMU VM.
+# Installs what it needs (Debian packages, the VM's kernel and modules).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+need_pkgs=()
+for pkg in fuse3 python3; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
+done
+if ((${#need_pkgs[@]})); then
+    step "installing ${need_pkgs[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --all-targets -- -D warnings
+
+step "unit and FUSE integration tests (simulated chips)"
+cargo build --release --bins
+cargo test --release 2>&1 | tee target/native-tests.log
+native=$(grep -E '^test result:' target/native-tests.log | awk '{p+=$4; f+=$6} END {print p+0, f+0}')
+
+if [ -x tests/vm/run-suite.sh ]; then
+    step "real-kernel suite in a QEMU VM (gpio-sim)"
+    tests/vm/run-suite.sh
+fi
+
+read -r passed failed <<<"$native"
+echo
+echo "native: $passed passed, $failed failed"
