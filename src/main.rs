@@ -156,15 +156,17 @@ fn wait_for_signal(set: &libc::sigset_t) -> i32 {
 }
 
 /// Unmounts; if the mount is busy, retries for a while, then detaches it.
-fn unmount(mountpoint: &Path) {
+/// Returns false when it had to detach (the mount lives on, served, until
+/// its last open file closes).
+fn unmount(mountpoint: &Path) -> bool {
     let Ok(path) = CString::new(mountpoint.as_os_str().as_bytes()) else {
-        return;
+        return true;
     };
     let deadline = Instant::now() + Duration::from_millis(500);
     loop {
         // SAFETY: a valid NUL-terminated path.
         if unsafe { libc::umount2(path.as_ptr(), 0) } == 0 {
-            return;
+            return true;
         }
         let err = std::io::Error::last_os_error();
         match err.raw_os_error() {
@@ -175,15 +177,20 @@ fn unmount(mountpoint: &Path) {
                 warn!("{} is busy; detaching it", mountpoint.display());
                 // SAFETY: as above.
                 unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
-                return;
+                return false;
             }
-            Some(libc::EINVAL | libc::ENOENT) => return, // already gone
+            Some(libc::EINVAL | libc::ENOENT) => return true, // already gone
             _ => {
                 warn!("unmount {}: {err}", mountpoint.display());
-                return;
+                return true;
             }
         }
     }
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
 fn has_gpio_chips() -> bool {
@@ -261,14 +268,19 @@ fn run(cli: Cli) -> Result<(), String> {
         MountOption::NoExec,
     ];
     if cli.auto_unmount {
+        if !on_path("fusermount3") && !on_path("fusermount") {
+            return Err("--auto-unmount needs fusermount3 (Debian package fuse3)".into());
+        }
         mount_options.push(MountOption::AutoUnmount);
     }
     let mut config = Config::default();
     config.mount_options = mount_options;
-    config.acl = if cli.allow_other || cli.auto_unmount {
-        SessionACL::All
-    } else {
-        SessionACL::Owner
+    // fusermount's auto_unmount needs allow_other at the kernel; without
+    // --allow-other, fuser then admits only the owner and root itself.
+    config.acl = match (cli.allow_other, cli.auto_unmount) {
+        (true, _) => SessionACL::All,
+        (false, true) => SessionACL::RootAndOwner,
+        (false, false) => SessionACL::Owner,
     };
     config.n_threads = Some(2);
     let session = Session::new(fs, &mountpoint, &config)
@@ -287,24 +299,26 @@ fn run(cli: Cli) -> Result<(), String> {
         })
         .map_err(|e| e.to_string())?;
 
-    loop {
+    let unmounted = loop {
         match wait_for_signal(&signals) {
             libc::SIGUSR1 if !session_thread.is_finished() => continue,
-            libc::SIGUSR1 => info!("{} was unmounted", mountpoint.display()),
+            libc::SIGUSR1 => {
+                info!("{} was unmounted", mountpoint.display());
+                break true;
+            }
             signal => {
                 info!("signal {signal}: unmounting {}", mountpoint.display());
                 handle.shutdown();
-                unmount(&mountpoint);
+                break unmount(&mountpoint);
             }
         }
-        break;
-    }
+    };
     handle.shutdown();
-    // A lazily detached mount is served until its last file closes; do not
-    // wait for that.
+    // A detached mount is served until its last file closes: do not wait
+    // for that; exiting ends the session.
     let deadline = Instant::now() + Duration::from_secs(2);
-    while !session_thread.is_finished() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
+    while unmounted && !session_thread.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
     }
     Ok(())
 }

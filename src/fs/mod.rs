@@ -14,6 +14,7 @@ mod notify;
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
@@ -51,12 +52,16 @@ pub struct FsOptions {
     pub blocking_value: bool,
 }
 
-/// Owner and mode a node has after chown/chmod.
+/// Owner, mode and times a node has after chown, chmod or utimes (kernfs
+/// keeps them for as long as the node exists).
 #[derive(Clone, Copy, Debug)]
 struct Meta {
     uid: u32,
     gid: u32,
     mode: u16,
+    atime: SystemTime,
+    mtime: SystemTime,
+    ctime: SystemTime,
 }
 
 /// State shared by FUSE workers and the notification threads.
@@ -74,6 +79,9 @@ pub(crate) struct Shared {
     held_added: Sender<()>,
     /// Lines whose `value` should get an inotify IN_MODIFY.
     touch: Sender<u32>,
+    /// The thread that truncates `value` files for inotify, so that its
+    /// own requests are recognised.
+    toucher_tid: AtomicU32,
 }
 
 /// The FUSE filesystem.
@@ -126,6 +134,7 @@ impl GpioFs {
             notifier: OnceLock::new(),
             held_added,
             touch,
+            toucher_tid: AtomicU32::new(0),
         });
         notify::spawn(shared.clone(), notices, held_rx, touch_rx)?;
         Ok((
@@ -189,6 +198,9 @@ impl Shared {
             uid: self.options.uid,
             gid: self.options.group.unwrap_or(self.options.gid),
             mode,
+            atime: self.started,
+            mtime: self.started,
+            ctime: self.started,
         }
     }
 
@@ -204,9 +216,9 @@ impl Shared {
             ino: INodeNo(node.ino()),
             size,
             blocks: 0,
-            atime: self.started,
-            mtime: self.started,
-            ctime: self.started,
+            atime: meta.atime,
+            mtime: meta.mtime,
+            ctime: meta.ctime,
             crtime: self.started,
             kind,
             perm: meta.mode,
@@ -549,15 +561,15 @@ impl Filesystem for GpioFs {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
         gid: Option<u32>,
         _size: Option<u64>,
-        _atime: Option<TimeOrNow>,
-        _mtime: Option<TimeOrNow>,
-        _ctime: Option<SystemTime>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        ctime: Option<SystemTime>,
         _fh: Option<FileHandle>,
         _crtime: Option<SystemTime>,
         _chgtime: Option<SystemTime>,
@@ -565,21 +577,30 @@ impl Filesystem for GpioFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        // Truncation (O_TRUNC, and the inotify helper's own touch) and
-        // times change nothing in sysfs; owner and mode persist.
+        // Truncation changes no attribute's text; owner, mode and times
+        // persist. The inotify helper's own truncate changes nothing.
         let Some((node, kind)) = Self::node(ino)
             .ok()
             .and_then(|n| Some((n, self.shared.kind(n)?)))
         else {
             return reply.error(Errno::ENOENT);
         };
-        if mode.is_some() || uid.is_some() || gid.is_some() {
+        let own_touch = req.pid() == self.shared.toucher_tid.load(Ordering::Relaxed);
+        if !own_touch {
+            let now = SystemTime::now();
+            let time = |t: TimeOrNow| match t {
+                TimeOrNow::SpecificTime(t) => t,
+                TimeOrNow::Now => now,
+            };
             let mut meta = self.shared.meta(node, kind);
             if let Some(mode) = mode {
                 meta.mode = (mode & 0o7777) as u16;
             }
             meta.uid = uid.unwrap_or(meta.uid);
             meta.gid = gid.unwrap_or(meta.gid);
+            meta.atime = atime.map_or(meta.atime, time);
+            meta.mtime = mtime.map_or(meta.mtime, time);
+            meta.ctime = ctime.unwrap_or(now);
             lock(&self.shared.meta).insert(node.ino(), meta);
         }
         match self.shared.attr(node) {
@@ -604,12 +625,18 @@ impl Filesystem for GpioFs {
         _req: &Request,
         _parent: INodeNo,
         _name: &OsStr,
-        _mode: u32,
+        mode: u32,
         _umask: u32,
         _rdev: u32,
         reply: ReplyEntry,
     ) {
-        reply.error(Errno::EACCES);
+        // Regular files go through the VFS's create (EACCES in sysfs);
+        // fifos, sockets and devices through mknod, which sysfs lacks.
+        reply.error(if mode & libc::S_IFMT == libc::S_IFREG {
+            Errno::EACCES
+        } else {
+            Errno::EPERM
+        });
     }
 
     fn mkdir(

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::ffi::{CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::Duration;
 
@@ -26,13 +27,18 @@ pub(super) fn spawn(
     held_added: Receiver<()>,
     touch: Receiver<u32>,
 ) -> std::io::Result<()> {
-    let mountpoint = shared.options.mountpoint.clone();
+    let toucher = shared.clone();
     thread::Builder::new()
         .name("fs-notify".into())
         .spawn(move || dispatch(&shared, &notices, &held_added))?;
     thread::Builder::new()
         .name("fs-inotify".into())
-        .spawn(move || touch_values(&mountpoint, &touch))?;
+        .spawn(move || {
+            // SAFETY: gettid has no preconditions.
+            let tid = unsafe { libc::gettid() } as u32;
+            toucher.toucher_tid.store(tid, Ordering::Relaxed);
+            touch_values(&toucher.options.mountpoint, &touch)
+        })?;
     Ok(())
 }
 
@@ -100,9 +106,9 @@ fn forget_line(shared: &Shared, global: u32) {
 }
 
 /// FUSE cannot raise inotify events, but the kernel raises IN_MODIFY for
-/// any truncate through the mount. Truncating `value` changes nothing in
-/// sysfs (the daemon ignores sizes), so this thread truncates the value
-/// file of every line that had an event. Bursts are coalesced.
+/// any truncate through the mount. So this thread truncates the value file
+/// of every line that had an event, and `setattr` ignores its requests
+/// (by thread id). Bursts are coalesced.
 fn touch_values(mountpoint: &std::path::Path, touch: &Receiver<u32>) {
     while let Ok(first) = touch.recv() {
         let lines: BTreeSet<u32> = std::iter::once(first).chain(touch.try_iter()).collect();
