@@ -282,7 +282,10 @@ fn run(cli: Cli) -> Result<(), String> {
         (false, true) => SessionACL::RootAndOwner,
         (false, false) => SessionACL::Owner,
     };
-    config.n_threads = Some(2);
+    // Replies to held reads come from other threads, so workers never
+    // block; one per core (at least two) keeps poll storms moving.
+    config.n_threads = Some(std::thread::available_parallelism().map_or(2, |n| n.get().max(2)));
+    config.clone_fd = true;
     let session = Session::new(fs, &mountpoint, &config)
         .map_err(|e| format!("cannot mount at {}: {e}", mountpoint.display()))?;
     handle.set_notifier(session.notifier());

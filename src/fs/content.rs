@@ -1,6 +1,7 @@
 //! What each attribute shows and what a write to it does: the sysfs
 //! show/store operations, with the kernel's errnos.
 
+use std::io::Write;
 use std::sync::Arc;
 
 use super::attr::{self, BIASES, DRIVES, EDGES, keyword, kstrtol, name_of};
@@ -23,8 +24,8 @@ fn line_of(line: Option<&Arc<Line>>) -> Result<&Arc<Line>> {
     }
 }
 
-fn flag(value: bool) -> &'static str {
-    if value { "1\n" } else { "0\n" }
+fn flag(value: bool) -> &'static [u8] {
+    if value { b"1\n" } else { b"0\n" }
 }
 
 impl Attributes<'_> {
@@ -40,16 +41,18 @@ impl Attributes<'_> {
             .ok_or(libc::ENOENT)
     }
 
-    /// The text a read at offset 0 produces.
-    pub fn show(&self, node: Node, line: Option<&Arc<Line>>) -> Result<String> {
-        Ok(match node {
+    /// Writes the text a read at offset 0 produces into `out` (reused
+    /// between reads, so the hot `value` read allocates nothing).
+    pub fn show(&self, node: Node, line: Option<&Arc<Line>>, out: &mut Vec<u8>) -> Result<()> {
+        out.clear();
+        let _ = match node {
             Node::Chip { id, entry } => {
                 let chip = self.mux.chip(id).ok_or(libc::ENODEV)?;
                 match entry {
-                    ChipEntry::Base => format!("{}\n", chip.base),
-                    ChipEntry::Label => format!("{}\n", chip.info.label),
-                    ChipEntry::Ngpio => format!("{}\n", chip.info.num_lines()),
-                    _ => String::new(),
+                    ChipEntry::Base => writeln!(out, "{}", chip.base),
+                    ChipEntry::Label => writeln!(out, "{}", chip.info.label),
+                    ChipEntry::Ngpio => writeln!(out, "{}", chip.info.num_lines()),
+                    _ => Ok(()),
                 }
             }
             Node::Gpio { entry, .. } => {
@@ -57,15 +60,15 @@ impl Attributes<'_> {
                 let map = |e: crate::mux::Error| e.errno();
                 match entry {
                     GpioEntry::Direction => {
-                        if line.is_output() { "out\n" } else { "in\n" }.to_string()
+                        out.write_all(if line.is_output() { b"out\n" } else { b"in\n" })
                     }
-                    GpioEntry::Value => flag(line.value().map_err(map)?).to_string(),
-                    GpioEntry::Edge => format!("{}\n", name_of(&EDGES, line.edge())),
-                    GpioEntry::ActiveLow => flag(line.active_low()).to_string(),
-                    GpioEntry::Bias => format!("{}\n", name_of(&BIASES, line.bias())),
-                    GpioEntry::Drive => format!("{}\n", name_of(&DRIVES, line.drive())),
-                    GpioEntry::DebounceUs => format!("{}\n", line.debounce_us()),
-                    _ => String::new(),
+                    GpioEntry::Value => out.write_all(flag(line.value().map_err(map)?)),
+                    GpioEntry::Edge => writeln!(out, "{}", name_of(&EDGES, line.edge())),
+                    GpioEntry::ActiveLow => out.write_all(flag(line.active_low())),
+                    GpioEntry::Bias => writeln!(out, "{}", name_of(&BIASES, line.bias())),
+                    GpioEntry::Drive => writeln!(out, "{}", name_of(&DRIVES, line.drive())),
+                    GpioEntry::DebounceUs => writeln!(out, "{}", line.debounce_us()),
+                    _ => Ok(()),
                 }
             }
             Node::SimLine {
@@ -77,23 +80,22 @@ impl Attributes<'_> {
                 let sim = self.sim()?;
                 let err = |e: crate::backend::BackendError| e.errno;
                 match entry {
-                    SimEntry::Pull => if sim.pull(&label, offset).map_err(err)? {
-                        "pull-up\n"
+                    SimEntry::Pull => out.write_all(if sim.pull(&label, offset).map_err(err)? {
+                        b"pull-up\n"
                     } else {
-                        "pull-down\n"
-                    }
-                    .to_string(),
-                    SimEntry::Value => flag(sim.level(&label, offset).map_err(err)?).to_string(),
-                    SimEntry::Hog => sim
-                        .hog(&label, offset)
-                        .map_err(err)?
-                        .map(|c| format!("{c}\n"))
-                        .unwrap_or_default(),
-                    SimEntry::Dir => String::new(),
+                        b"pull-down\n"
+                    }),
+                    SimEntry::Value => out.write_all(flag(sim.level(&label, offset).map_err(err)?)),
+                    SimEntry::Hog => match sim.hog(&label, offset).map_err(err)? {
+                        Some(consumer) => writeln!(out, "{consumer}"),
+                        None => Ok(()),
+                    },
+                    SimEntry::Dir => Ok(()),
                 }
             }
-            _ => String::new(),
-        })
+            _ => Ok(()),
+        };
+        Ok(())
     }
 
     /// A write to `node`. `data` is what the store sees (at most a page).

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -71,7 +71,7 @@ pub(crate) struct Shared {
     options: FsOptions,
     started: SystemTime,
     meta: Mutex<HashMap<u64, Meta>>,
-    files: Mutex<OpenFiles>,
+    files: RwLock<OpenFiles>,
     held: Mutex<Vec<HeldRead>>,
     notifier: OnceLock<Notifier>,
     /// Tells the dispatcher a read is now held (so it starts watching
@@ -129,7 +129,7 @@ impl GpioFs {
             options,
             started: SystemTime::now(),
             meta: Mutex::new(HashMap::new()),
-            files: Mutex::new(OpenFiles::default()),
+            files: RwLock::new(OpenFiles::default()),
             held: Mutex::new(Vec::new()),
             notifier: OnceLock::new(),
             held_added,
@@ -147,6 +147,14 @@ impl GpioFs {
 }
 
 impl Shared {
+    fn files(&self) -> RwLockReadGuard<'_, OpenFiles> {
+        self.files.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn files_mut(&self) -> RwLockWriteGuard<'_, OpenFiles> {
+        self.files.write().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn attributes(&self) -> Attributes<'_> {
         Attributes {
             mux: &self.mux,
@@ -448,26 +456,39 @@ impl Shared {
             return file.stream_ended().then(|| Outcome::Data(Vec::new()));
         }
         if file.unread() || file.line_gone() {
-            return Some(self.read_text(file, 0, size));
+            return Some(self.read_text(file, 0, size, |text| match text {
+                Ok(data) => Outcome::Data(data.to_vec()),
+                Err(errno) => Outcome::Error(errno),
+            }));
         }
         None
     }
 
-    /// A read of generated text (every file but `events`).
-    fn read_text(&self, file: &OpenFile, offset: u64, size: u32) -> Outcome {
+    /// A read of generated text (every file but `events`): `answer` gets
+    /// the bytes at `offset`, or the errno.
+    fn read_text<T>(
+        &self,
+        file: &OpenFile,
+        offset: u64,
+        size: u32,
+        answer: impl FnOnce(Result<&[u8], i32>) -> T,
+    ) -> T {
         let mut text = lock(&file.text);
         if offset == 0 || text.is_empty() {
             if offset == 0 {
                 file.mark_read();
             }
-            match self.attributes().show(file.node, file.line.as_ref()) {
-                Ok(s) => *text = s.into_bytes(),
-                Err(errno) => return Outcome::Error(errno),
+            if let Err(errno) = self
+                .attributes()
+                .show(file.node, file.line.as_ref(), &mut text)
+            {
+                text.clear();
+                return answer(Err(errno));
             }
         }
         let start = (offset as usize).min(text.len());
         let end = (start + size as usize).min(text.len());
-        Outcome::Data(text[start..end].to_vec())
+        answer(Ok(&text[start..end]))
     }
 
     /// Finishes the held reads of one line that can complete now.
@@ -522,7 +543,7 @@ impl GpioFs {
     }
 
     fn open_file(&self, fh: FileHandle) -> Result<Arc<OpenFile>, Errno> {
-        lock(&self.shared.files).get(fh.0).ok_or(Errno::EBADF)
+        self.shared.files().get(fh.0).ok_or(Errno::EBADF)
     }
 
     fn entry_ttl(parent: Node) -> Duration {
@@ -746,7 +767,10 @@ impl Filesystem for GpioFs {
             },
             _ => None,
         };
-        let fh = lock(&self.shared.files).insert(OpenFile::new(node, line, stream));
+        let fh = self
+            .shared
+            .files_mut()
+            .insert(OpenFile::new(node, line, stream));
         let mut open_flags = FopenFlags::FOPEN_DIRECT_IO;
         if is_events {
             open_flags |= FopenFlags::FOPEN_NONSEEKABLE;
@@ -776,7 +800,12 @@ impl Filesystem for GpioFs {
                 && offset == 0
                 && file.has_read());
         if !blocks {
-            return held::answer(reply, self.shared.read_text(&file, offset, size));
+            return self
+                .shared
+                .read_text(&file, offset, size, |text| match text {
+                    Ok(data) => reply.data(data),
+                    Err(code) => reply.error(errno(code)),
+                });
         }
         let mut held = lock(&self.shared.held);
         match self.shared.try_complete(&file, size) {
@@ -845,7 +874,7 @@ impl Filesystem for GpioFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        let file = lock(&self.shared.files).remove(fh.0);
+        let file = self.shared.files_mut().remove(fh.0);
         drop(file);
         reply.ok();
     }

@@ -63,7 +63,7 @@ fn dispatch(shared: &Shared, notices: &Receiver<Notice>, held_added: &Receiver<(
 fn handle(shared: &Shared, notice: Notice) {
     match notice {
         Notice::Edge { global, counted } => {
-            for file in lock(&shared.files).of_line(global) {
+            for file in shared.files().of_line(global) {
                 if file.stream.is_some() || (counted && file.is_value()) {
                     file.wake_pollers();
                 }
@@ -74,7 +74,7 @@ fn handle(shared: &Shared, notice: Notice) {
             }
         }
         Notice::LineGone { global } => {
-            for file in lock(&shared.files).of_line(global) {
+            for file in shared.files().of_line(global) {
                 file.wake_pollers();
             }
             shared.complete_held(global);
