@@ -269,25 +269,35 @@ impl Inner {
         }
     }
 
-    /// Runs `f` on the line held by request `id`, then settles the wires.
-    fn with_request<T>(
+    /// Reads the line held by request `id`.
+    fn read_request<T>(&self, pin: Pin, id: u64, f: impl FnOnce(&SimLine) -> T) -> Result<T> {
+        let mut state = self.lock();
+        Ok(f(state.requested_line(pin, id)?))
+    }
+
+    /// Changes the line held by request `id`, then settles the wires.
+    fn change_request(
         &self,
         pin: Pin,
         id: u64,
-        f: impl FnOnce(&mut SimLine) -> Result<T>,
-    ) -> Result<T> {
+        f: impl FnOnce(&mut SimLine) -> Result<()>,
+    ) -> Result<()> {
         let mut state = self.lock();
-        let line = &mut state.chips[pin.0].1[pin.1 as usize];
-        if line.request.as_ref().map(|h| h.id) != Some(id) {
-            return Err(BackendError::new(libc::ENODEV, "request was released"));
-        }
-        let result = f(line)?;
+        f(state.requested_line(pin, id)?)?;
         self.settle(&mut state);
-        Ok(result)
+        Ok(())
     }
 }
 
 impl State {
+    fn requested_line(&mut self, pin: Pin, id: u64) -> Result<&mut SimLine> {
+        let line = &mut self.chips[pin.0].1[pin.1 as usize];
+        if line.request.as_ref().map(|h| h.id) != Some(id) {
+            return Err(BackendError::new(libc::ENODEV, "request was released"));
+        }
+        Ok(line)
+    }
+
     fn pin_by_label(&self, label: &str, offset: u32) -> std::result::Result<Pin, String> {
         let c = self
             .chips
@@ -418,8 +428,8 @@ struct SimRequest {
 
 impl LineRequest for SimRequest {
     fn reconfigure(&self, config: &LineConfig) -> Result<()> {
-        self.inner.with_request(self.pin, self.id, |line| {
-            let mut held = line.request.take().expect("checked by with_request");
+        self.inner.change_request(self.pin, self.id, |line| {
+            let mut held = line.request.take().expect("checked by change_request");
             apply_config(line, &mut held, config);
             line.request = Some(held);
             Ok(())
@@ -427,15 +437,15 @@ impl LineRequest for SimRequest {
     }
 
     fn value(&self) -> Result<bool> {
-        self.inner.with_request(self.pin, self.id, |line| {
-            let held = line.request.as_ref().expect("checked by with_request");
-            Ok(line.level != held.config.active_low)
+        self.inner.read_request(self.pin, self.id, |line| {
+            let held = line.request.as_ref().expect("checked by read_request");
+            line.level != held.config.active_low
         })
     }
 
     fn set_value(&self, value: bool) -> Result<()> {
-        self.inner.with_request(self.pin, self.id, |line| {
-            let held = line.request.as_mut().expect("checked by with_request");
+        self.inner.change_request(self.pin, self.id, |line| {
+            let held = line.request.as_mut().expect("checked by change_request");
             if held.driven.is_none() {
                 return Err(BackendError::new(libc::EPERM, "line is an input"));
             }
@@ -445,12 +455,12 @@ impl LineRequest for SimRequest {
     }
 
     fn direction(&self) -> Result<Direction> {
-        self.inner.with_request(self.pin, self.id, |line| {
-            let held = line.request.as_ref().expect("checked by with_request");
-            Ok(match held.driven {
+        self.inner.read_request(self.pin, self.id, |line| {
+            let held = line.request.as_ref().expect("checked by read_request");
+            match held.driven {
                 Some(raw) => Direction::Output(raw != held.config.active_low),
                 None => Direction::Input,
-            })
+            }
         })
     }
 }
