@@ -18,8 +18,9 @@ use super::node::{GpioEntry, Node};
 use crate::mux::Notice;
 
 /// How often pending signals of held readers are checked (only while
-/// reads are held): well inside the 100 ms a reader may wait.
-const SIGNAL_SCAN: Duration = Duration::from_millis(25);
+/// reads are held): inside the 100 ms a reader may wait, and cheap (one
+/// /proc read per held read per scan).
+const SIGNAL_SCAN: Duration = Duration::from_millis(50);
 
 pub(super) fn spawn(
     shared: Arc<Shared>,
