@@ -97,10 +97,6 @@ fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-fn not_found(what: &str) -> BackendError {
-    BackendError::new(libc::ENODEV, format!("no simulated {what}"))
-}
-
 impl SimBackend {
     pub fn new(specs: &[SimChipSpec]) -> std::result::Result<Self, String> {
         let mut chips = Vec::new();
@@ -165,54 +161,52 @@ impl SimBackend {
         Ok(())
     }
 
-    pub fn pull(&self, label: &str, offset: u32) -> Result<bool> {
-        let state = self.lock();
+    /// Runs `f` on the line at (label, offset), then settles the wires.
+    fn with_line<T>(
+        &self,
+        label: &str,
+        offset: u32,
+        f: impl FnOnce(&mut SimLine) -> Result<T>,
+    ) -> Result<T> {
+        let mut state = self.lock();
         let (c, o) = state
             .pin_by_label(label, offset)
-            .map_err(|_| not_found("line"))?;
-        Ok(state.chips[c].1[o as usize].pull_up)
+            .map_err(|_| BackendError::new(libc::ENODEV, "no such simulated line"))?;
+        let result = f(&mut state.chips[c].1[o as usize])?;
+        self.inner.settle(&mut state);
+        Ok(result)
+    }
+
+    pub fn pull(&self, label: &str, offset: u32) -> Result<bool> {
+        self.with_line(label, offset, |line| Ok(line.pull_up))
     }
 
     /// Sets the pull of a line, as writing gpio-sim's `pull` attribute does.
     pub fn set_pull(&self, label: &str, offset: u32, pull_up: bool) -> Result<()> {
-        let mut state = self.lock();
-        let (c, o) = state
-            .pin_by_label(label, offset)
-            .map_err(|_| not_found("line"))?;
-        state.chips[c].1[o as usize].pull_up = pull_up;
-        self.inner.settle(&mut state);
-        Ok(())
+        self.with_line(label, offset, |line| {
+            line.pull_up = pull_up;
+            Ok(())
+        })
     }
 
     /// The raw level on the wire.
     pub fn level(&self, label: &str, offset: u32) -> Result<bool> {
-        let state = self.lock();
-        let (c, o) = state
-            .pin_by_label(label, offset)
-            .map_err(|_| not_found("line"))?;
-        Ok(state.chips[c].1[o as usize].level)
+        self.with_line(label, offset, |line| Ok(line.level))
     }
 
     pub fn hog(&self, label: &str, offset: u32) -> Result<Option<String>> {
-        let state = self.lock();
-        let (c, o) = state
-            .pin_by_label(label, offset)
-            .map_err(|_| not_found("line"))?;
-        Ok(state.chips[c].1[o as usize].hog.clone())
+        self.with_line(label, offset, |line| Ok(line.hog.clone()))
     }
 
     /// Makes "another program" hold a line (`Some`) or let it go (`None`).
     pub fn set_hog(&self, label: &str, offset: u32, consumer: Option<String>) -> Result<()> {
-        let mut state = self.lock();
-        let (c, o) = state
-            .pin_by_label(label, offset)
-            .map_err(|_| not_found("line"))?;
-        let line = &mut state.chips[c].1[o as usize];
-        if consumer.is_some() && line.request.is_some() {
-            return Err(BackendError::new(libc::EBUSY, "line is requested"));
-        }
-        line.hog = consumer;
-        Ok(())
+        self.with_line(label, offset, |line| {
+            if consumer.is_some() && line.request.is_some() {
+                return Err(BackendError::new(libc::EBUSY, "line is requested"));
+            }
+            line.hog = consumer;
+            Ok(())
+        })
     }
 }
 
@@ -315,7 +309,7 @@ impl State {
             .chips
             .iter()
             .position(|(info, _)| &*info.name == chip)
-            .ok_or_else(|| not_found("chip"))?;
+            .ok_or_else(|| BackendError::new(libc::ENODEV, "no such simulated chip"))?;
         if offset >= self.chips[c].0.num_lines() {
             return Err(BackendError::new(libc::EINVAL, "offset out of range"));
         }

@@ -29,16 +29,16 @@ fn flag(value: bool) -> &'static [u8] {
 }
 
 impl Attributes<'_> {
-    fn sim(&self) -> Result<&SimBackend> {
-        self.sim.ok_or(libc::ENOENT)
-    }
-
-    fn sim_label(&self, chip: u32) -> Result<String> {
-        self.sim()?
+    /// The simulator and the label of its chip number `chip`.
+    fn sim_chip(&self, chip: u32) -> Result<(&SimBackend, String)> {
+        let sim = self.sim.ok_or(libc::ENOENT)?;
+        let label = sim
             .chips()
             .get(chip as usize)
-            .map(|(label, _)| label.clone())
-            .ok_or(libc::ENOENT)
+            .ok_or(libc::ENOENT)?
+            .0
+            .clone();
+        Ok((sim, label))
     }
 
     /// Writes the text a read at offset 0 produces into `out` (reused
@@ -76,8 +76,7 @@ impl Attributes<'_> {
                 offset,
                 entry,
             } => {
-                let label = self.sim_label(chip)?;
-                let sim = self.sim()?;
+                let (sim, label) = self.sim_chip(chip)?;
                 let err = |e: crate::backend::BackendError| e.errno;
                 match entry {
                     SimEntry::Pull => out.write_all(if sim.pull(&label, offset).map_err(err)? {
@@ -124,8 +123,7 @@ impl Attributes<'_> {
                 offset,
                 entry,
             } => {
-                let label = self.sim_label(chip)?;
-                let sim = self.sim()?;
+                let (sim, label) = self.sim_chip(chip)?;
                 let result = match entry {
                     SimEntry::Pull => {
                         let up = keyword(data, &[("pull-up", true), ("pull-down", false)])?;
