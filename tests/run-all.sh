@@ -29,11 +29,14 @@ cargo build --release --bins
 cargo test --release 2>&1 | tee target/native-tests.log
 native=$(grep -E '^test result:' target/native-tests.log | awk '{p+=$4; f+=$6} END {print p+0, f+0}')
 
-if [ -x tests/vm/run-suite.sh ]; then
-    step "real-kernel suite in a QEMU VM (gpio-sim)"
-    tests/vm/run-suite.sh
-fi
+step "real-kernel suite in a QEMU VM (gpio-sim)"
+vm_status=0
+tests/vm/run-suite.sh 2>&1 | tee target/vm-tests.log || vm_status=$?
+read -r vm_passed vm_failed < <(sed -n 's/^vm: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' target/vm-tests.log | tail -n 1)
 
 read -r passed failed <<<"$native"
 echo
 echo "native: $passed passed, $failed failed"
+echo "vm: ${vm_passed:-0} passed, ${vm_failed:-?} failed"
+echo "total: $((passed + ${vm_passed:-0})) passed, $((failed + ${vm_failed:-1})) failed"
+exit "$vm_status"

@@ -22,7 +22,7 @@ pub(super) struct OpenFile {
     /// The event count this file has read up to (kernfs's `of->event`).
     seen: AtomicU64,
     has_read: AtomicBool,
-    /// What the last read at offset 0 generated; later offsets read it.
+    /// What the last showing read generated; later offsets read it.
     pub text: Mutex<Vec<u8>>,
     poll: Mutex<Option<PollNotifier>>,
     pub stream: Option<Subscription>,
@@ -168,6 +168,13 @@ impl OpenFiles {
             }
         }
         Some(file)
+    }
+
+    /// Whether some open file is of `node`.
+    pub fn is_open(&self, node: Node) -> bool {
+        node.line()
+            .and_then(|global| self.by_line.get(&global))
+            .is_some_and(|list| list.iter().any(|(_, f)| f.node == node))
     }
 
     /// Open files of one line.

@@ -213,14 +213,19 @@ impl Shared {
     }
 
     fn attr(&self, node: Node) -> Option<FileAttr> {
-        let kind = self.kind(node)?;
+        Some(self.attr_of_kind(node, self.kind(node)?))
+    }
+
+    /// Attributes of a node of a known kind, present or not (an open file
+    /// stays stat-able after its line is gone, as in sysfs).
+    fn attr_of_kind(&self, node: Node, kind: FileType) -> FileAttr {
         let meta = self.meta(node, kind);
         let size = match kind {
             FileType::RegularFile => attr::PAGE_SIZE as u64,
             FileType::Symlink => self.link_target(node).map_or(0, |t| t.len() as u64),
             _ => 0,
         };
-        Some(FileAttr {
+        FileAttr {
             ino: INodeNo(node.ino()),
             size,
             blocks: 0,
@@ -236,7 +241,7 @@ impl Shared {
             rdev: 0,
             blksize: attr::PAGE_SIZE as u32,
             flags: 0,
-        })
+        }
     }
 
     fn link_target(&self, node: Node) -> Option<String> {
@@ -474,10 +479,11 @@ impl Shared {
         answer: impl FnOnce(Result<&[u8], i32>) -> T,
     ) -> T {
         let mut text = lock(&file.text);
-        if offset == 0 || text.is_empty() {
-            if offset == 0 {
-                file.mark_read();
-            }
+        // `value` is a preallocated sysfs file: every read shows it afresh
+        // and re-arms poll. Other attributes are seq_files: a read at
+        // offset 0 shows them, later offsets read that text.
+        if offset == 0 || text.is_empty() || file.is_value() {
+            file.mark_read();
             if let Err(errno) = self
                 .attributes()
                 .show(file.node, file.line.as_ref(), &mut text)
@@ -571,6 +577,15 @@ impl Filesystem for GpioFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        // fstat() of a file whose line is gone still works, as in sysfs; the
+        // kernel sends no handle with it, so ask whether the node is open.
+        if let Ok(node) = Self::node(ino)
+            && self.shared.kind(node).is_none()
+            && self.shared.files().is_open(node)
+        {
+            let attr = self.shared.attr_of_kind(node, FileType::RegularFile);
+            return reply.attr(&Duration::ZERO, &attr);
+        }
         match Self::node(ino)
             .ok()
             .and_then(|n| Some((n, self.shared.attr(n)?)))

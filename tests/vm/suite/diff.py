@@ -1,0 +1,139 @@
+#!/usr/bin/python3
+"""Differential test (runs INSIDE the VM): scenario.py against the kernel's
+own /sys/class/gpio, then against gpiofs mounted on an identical fresh
+gpio-sim chip; every difference of the two records must be listed in
+known-differences.txt, or it is a failure.
+
+usage: diff.py   (records and the diff go to $GPIOFS_SUITE_ARTIFACTS, default target/vm-suite)
+"""
+
+import fnmatch
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lib import ARTIFACTS, HERE, PYTHON, WORK, Checks, Gpiofs, Sim, remove_all_sims  # noqa: E402
+
+LABEL = "gpiodiff"
+NAMES = ["", "diff-led", "diff-btn", "", "diff-4", "diff-5", "", "diff-7"]
+ALLOW = os.path.join(HERE, "known-differences.txt")
+
+c = Checks("diff")
+
+
+def load_allow():
+    """Entries of known-differences.txt: dicts with key, kernel, gpiofs, why."""
+    entries, cur = [], None
+    with open(ALLOW) as f:
+        for n, line in enumerate(f, 1):
+            s = line.rstrip("\n")
+            if not s.strip() or s.lstrip().startswith("#"):
+                if cur and not s.strip():
+                    entries.append(cur)
+                    cur = None
+                continue
+            field, sep, value = s.partition(":")
+            field = field.strip()
+            if not sep or field not in ("key", "kernel", "gpiofs", "why"):
+                raise SystemExit(f"{ALLOW}:{n}: want 'key|kernel|gpiofs|why: VALUE', got {s!r}")
+            value = value.strip()
+            if field == "key":
+                if cur:
+                    entries.append(cur)
+                cur = {"key": value, "kernel": "*", "gpiofs": "*", "why": "", "line": n, "used": 0}
+            elif cur is None:
+                raise SystemExit(f"{ALLOW}:{n}: '{field}:' before any 'key:'")
+            else:
+                cur[field] = value
+    if cur:
+        entries.append(cur)
+    for e in entries:
+        if not e["why"]:
+            raise SystemExit(f"{ALLOW}:{e['line']}: entry {e['key']} has no 'why:'")
+    return entries
+
+
+def run_scenario(classdir, sim, out):
+    cmd = [PYTHON, os.path.join(HERE, "scenario.py"), classdir, LABEL, sim.sysdir, out]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    if r.returncode != 0 or r.stderr.strip():
+        c.note(f"scenario on {classdir} said (exit {r.returncode}):\n"
+               + "\n".join("#   " + line for line in (r.stdout + r.stderr).splitlines()))
+    return r.returncode == 0 and os.path.exists(out)
+
+
+def main():
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    os.makedirs(WORK, exist_ok=True)
+    kout, gout = os.path.join(ARTIFACTS, "kernel.json"), os.path.join(ARTIFACTS, "gpiofs.json")
+    for p in (kout, gout):
+        if os.path.exists(p):
+            os.unlink(p)
+    entries = load_allow()
+    remove_all_sims()
+
+    sim = Sim(LABEL, len(NAMES), NAMES)
+    c.note(f"kernel run: {sim.chip} ({sim.dev}), sysfs base {sim.kernel_base()}")
+    c.check("scenario ran against the kernel's /sys/class/gpio",
+            run_scenario("/sys/class/gpio", sim, kout))
+    sim.remove()
+
+    sim = Sim(LABEL, len(NAMES), NAMES)
+    mnt = os.path.join(WORK, "diffmnt")
+    fs = Gpiofs(mnt, "--allow-other")  # so that access checks for other users compare
+    fs.start()
+    c.note(f"gpiofs run: {sim.chip} ({sim.dev}), kernel base {sim.kernel_base()}")
+    ok = run_scenario(mnt, sim, gout)
+    c.check("scenario ran against gpiofs", ok)
+    c.check("gpiofs still running after the scenario", fs.alive())
+    rc = fs.stop()
+    c.eq("gpiofs exits 0 on SIGTERM", rc, 0)
+    with open(os.path.join(ARTIFACTS, "gpiofs-diff.log"), "w") as f:
+        f.write(fs.log())
+    sim.remove()
+    if not (os.path.exists(kout) and os.path.exists(gout)):
+        return
+
+    with open(kout) as f:
+        krec = json.load(f)
+    with open(gout) as f:
+        grec = json.load(f)
+    kd, gd = dict(krec), dict(grec)
+    keys = [k for k, _ in krec] + [k for k, _ in grec if k not in kd]
+    lines, unexpected = [], 0
+    for k in keys:
+        kv, gv = kd.get(k, "<absent>"), gd.get(k, "<absent>")
+        if kv == gv:
+            continue
+        match = None
+        for e in entries:
+            if (fnmatch.fnmatchcase(k, e["key"]) and fnmatch.fnmatchcase(kv, e["kernel"])
+                    and fnmatch.fnmatchcase(gv, e["gpiofs"])):
+                match = e
+                break
+        if match:
+            match["used"] += 1
+            lines.append(f"known  {k}\n         kernel: {kv}\n         gpiofs: {gv}\n"
+                         f"         why: {match['why']}")
+        else:
+            unexpected += 1
+            lines.append(f"NEW    {k}\n         kernel: {kv}\n         gpiofs: {gv}")
+            c.check(f"same as the kernel: {k}", False, f"kernel {kv}, gpiofs {gv}")
+    with open(os.path.join(ARTIFACTS, "diff.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    known = sum(e["used"] for e in entries)
+    c.note(f"{len(krec)} kernel records, {len(grec)} gpiofs records, "
+           f"{known} known differences, {unexpected} new ones (details: {ARTIFACTS}/diff.txt)")
+    c.check(f"every difference from the kernel is in known-differences.txt ({unexpected} are not)",
+            unexpected == 0)
+    for e in entries:
+        if not e["used"]:
+            c.note(f"known-differences.txt:{e['line']}: entry {e['key']} matched nothing "
+                   f"(fixed? then drop it)")
+
+
+c.run(main)
+remove_all_sims()
+c.finish()
