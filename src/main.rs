@@ -55,8 +55,8 @@ struct Cli {
     #[arg(long, value_name = "GROUP", value_parser = parse_group)]
     group: Option<u32>,
 
-    /// Unmount automatically if gpiofs dies (needs fusermount3 and implies
-    /// --allow-other's rules for root).
+    /// Unmount automatically if gpiofs dies, even by SIGKILL (needs
+    /// fusermount3; root may then use the tree too, as FUSE requires).
     #[arg(long)]
     auto_unmount: bool,
 

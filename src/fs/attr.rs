@@ -5,7 +5,7 @@ use crate::backend::{Bias, Drive, EdgeDetection};
 
 /// The most a sysfs store sees of one write; the rest is left for the
 /// next write, as kernfs does.
-pub const PAGE_SIZE: usize = 4096;
+pub(super) const PAGE_SIZE: usize = 4096;
 
 /// What a store sees of a write buffer: the kernel NUL-terminates the
 /// buffer it copies, so string parsing ends at the first NUL.
@@ -15,7 +15,7 @@ fn as_c_string(buf: &[u8]) -> &[u8] {
 
 /// `kstrtol(buf, 0, &v)`: optional sign, 0x/0 radix prefixes, one trailing
 /// newline. Overflow is ERANGE, anything else malformed EINVAL.
-pub fn kstrtol(buf: &[u8]) -> Result<i64, i32> {
+pub(super) fn kstrtol(buf: &[u8]) -> Result<i64, i32> {
     let s = as_c_string(buf);
     match s.first() {
         Some(b'-') => {
@@ -62,13 +62,13 @@ fn kstrtoull(s: &[u8]) -> Result<u64, i32> {
 }
 
 /// `sysfs_streq`: equal, ignoring one trailing newline on the input.
-pub fn sysfs_streq(buf: &[u8], keyword: &str) -> bool {
+fn sysfs_streq(buf: &[u8], keyword: &str) -> bool {
     let s = as_c_string(buf);
     s.strip_suffix(b"\n").unwrap_or(s) == keyword.as_bytes()
 }
 
 /// Finds which keyword `buf` names (sysfs_match_string).
-pub fn keyword<T: Copy>(buf: &[u8], table: &[(&str, T)]) -> Result<T, i32> {
+pub(super) fn keyword<T: Copy>(buf: &[u8], table: &[(&str, T)]) -> Result<T, i32> {
     table
         .iter()
         .find(|(name, _)| sysfs_streq(buf, name))
@@ -76,28 +76,28 @@ pub fn keyword<T: Copy>(buf: &[u8], table: &[(&str, T)]) -> Result<T, i32> {
         .ok_or(libc::EINVAL)
 }
 
-pub const EDGES: [(&str, EdgeDetection); 4] = [
+pub(super) const EDGES: [(&str, EdgeDetection); 4] = [
     ("none", EdgeDetection::None),
     ("rising", EdgeDetection::Rising),
     ("falling", EdgeDetection::Falling),
     ("both", EdgeDetection::Both),
 ];
 
-pub const BIASES: [(&str, Bias); 4] = [
+pub(super) const BIASES: [(&str, Bias); 4] = [
     ("as-is", Bias::AsIs),
     ("disabled", Bias::Disabled),
     ("pull-up", Bias::PullUp),
     ("pull-down", Bias::PullDown),
 ];
 
-pub const DRIVES: [(&str, Drive); 3] = [
+pub(super) const DRIVES: [(&str, Drive); 3] = [
     ("push-pull", Drive::PushPull),
     ("open-drain", Drive::OpenDrain),
     ("open-source", Drive::OpenSource),
 ];
 
 /// The name a table gives a value.
-pub fn name_of<T: PartialEq>(table: &[(&'static str, T)], value: T) -> &'static str {
+pub(super) fn name_of<T: PartialEq>(table: &[(&'static str, T)], value: T) -> &'static str {
     table
         .iter()
         .find(|(_, v)| *v == value)
@@ -110,7 +110,7 @@ const UEVENT_ACTIONS: [&str; 8] = [
 
 /// Validates a synthetic uevent: `ACTION [UUID [KEY=VALUE ...]]`, as
 /// kobject_synth_uevent does (keys and values alphanumeric).
-pub fn check_uevent(buf: &[u8]) -> Result<(), i32> {
+pub(super) fn check_uevent(buf: &[u8]) -> Result<(), i32> {
     let s = as_c_string(buf);
     let s = s.strip_suffix(b"\n").unwrap_or(s);
     let (action, args) = match s.iter().position(|&b| b == b' ') {

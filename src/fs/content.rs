@@ -11,8 +11,8 @@ use crate::mux::{Line, Mux, OutputLevel};
 
 /// Everything the attribute operations need.
 pub(super) struct Attributes<'a> {
-    pub mux: &'a Mux,
-    pub sim: Option<&'a SimBackend>,
+    pub(super) mux: &'a Mux,
+    pub(super) sim: Option<&'a SimBackend>,
 }
 
 type Result<T> = std::result::Result<T, i32>;
@@ -43,7 +43,12 @@ impl Attributes<'_> {
 
     /// Writes the text a read at offset 0 produces into `out` (reused
     /// between reads, so the hot `value` read allocates nothing).
-    pub fn show(&self, node: Node, line: Option<&Arc<Line>>, out: &mut Vec<u8>) -> Result<()> {
+    pub(super) fn show(
+        &self,
+        node: Node,
+        line: Option<&Arc<Line>>,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         out.clear();
         let _ = match node {
             Node::Chip { id, entry } => {
@@ -98,7 +103,7 @@ impl Attributes<'_> {
     }
 
     /// A write to `node`. `data` is what the store sees (at most a page).
-    pub fn store(&self, node: Node, line: Option<&Arc<Line>>, data: &[u8]) -> Result<()> {
+    pub(super) fn store(&self, node: Node, line: Option<&Arc<Line>>, data: &[u8]) -> Result<()> {
         let mux_err = |e: crate::mux::Error| e.errno();
         match node {
             Node::Export => {

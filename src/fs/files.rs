@@ -6,7 +6,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use fuser::PollNotifier;
+use fuser::{PollEvents, PollNotifier};
 
 use super::node::{GpioEntry, Node};
 use crate::mux::{Line, StreamEvent, Subscription};
@@ -16,22 +16,22 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 pub(super) struct OpenFile {
-    pub node: Node,
+    pub(super) node: Node,
     /// The line of a gpio directory entry, kept so reads skip the registry.
-    pub line: Option<Arc<Line>>,
+    pub(super) line: Option<Arc<Line>>,
     /// The event count this file has read up to (kernfs's `of->event`).
     seen: AtomicU64,
     has_read: AtomicBool,
     /// What the last showing read generated; later offsets read it.
-    pub text: Mutex<Vec<u8>>,
+    pub(super) text: Mutex<Vec<u8>>,
     poll: Mutex<Option<PollNotifier>>,
-    pub stream: Option<Subscription>,
+    pub(super) stream: Option<Subscription>,
     /// An event taken from the stream that did not fit the last read.
     pending: Mutex<Option<StreamEvent>>,
 }
 
 impl OpenFile {
-    pub fn new(node: Node, line: Option<Arc<Line>>, stream: Option<Subscription>) -> Self {
+    pub(super) fn new(node: Node, line: Option<Arc<Line>>, stream: Option<Subscription>) -> Self {
         Self {
             node,
             line,
@@ -44,7 +44,7 @@ impl OpenFile {
         }
     }
 
-    pub fn is_value(&self) -> bool {
+    pub(super) fn is_value(&self) -> bool {
         matches!(
             self.node,
             Node::Gpio {
@@ -56,7 +56,7 @@ impl OpenFile {
 
     /// The node's event counter: a value file's line counts its events;
     /// every other attribute stays at kernfs's initial 1.
-    pub fn event_count(&self) -> u64 {
+    fn event_count(&self) -> u64 {
         match &self.line {
             Some(line) if self.is_value() => line.event_count(),
             _ => 1,
@@ -64,30 +64,30 @@ impl OpenFile {
     }
 
     /// True while an event came that this file has not read.
-    pub fn unread(&self) -> bool {
+    pub(super) fn unread(&self) -> bool {
         self.seen.load(Ordering::Acquire) != self.event_count()
     }
 
     /// Marks everything up to now as read (a read at offset 0).
-    pub fn mark_read(&self) {
+    pub(super) fn mark_read(&self) {
         self.seen.store(self.event_count(), Ordering::Release);
         self.has_read.store(true, Ordering::Release);
     }
 
-    pub fn has_read(&self) -> bool {
+    pub(super) fn has_read(&self) -> bool {
         self.has_read.load(Ordering::Acquire)
     }
 
-    pub fn line_gone(&self) -> bool {
+    pub(super) fn line_gone(&self) -> bool {
         self.line.as_ref().is_some_and(|l| l.is_gone())
     }
 
-    pub fn set_poll_handle(&self, handle: PollNotifier) {
+    pub(super) fn set_poll_handle(&self, handle: PollNotifier) {
         *lock(&self.poll) = Some(handle);
     }
 
     /// Wakes the kernel's pollers of this file, if any registered.
-    pub fn wake_pollers(&self) {
+    pub(super) fn wake_pollers(&self) {
         if let Some(handle) = lock(&self.poll).clone()
             && let Err(e) = handle.notify()
         {
@@ -97,7 +97,7 @@ impl OpenFile {
 
     /// Fills up to `size` bytes with whole event lines. `None` when the
     /// queue is empty; `Some(empty)` when the first line does not fit.
-    pub fn take_events(&self, size: usize) -> Option<Vec<u8>> {
+    pub(super) fn take_events(&self, size: usize) -> Option<Vec<u8>> {
         let stream = self.stream.as_ref()?;
         let mut pending = lock(&self.pending);
         let mut out = Vec::new();
@@ -121,12 +121,36 @@ impl OpenFile {
         (!out.is_empty()).then_some(out)
     }
 
-    pub fn has_events(&self) -> bool {
+    fn has_events(&self) -> bool {
         lock(&self.pending).is_some() || self.stream.as_ref().is_some_and(|s| !s.is_empty())
     }
 
-    pub fn stream_ended(&self) -> bool {
+    pub(super) fn stream_ended(&self) -> bool {
         lock(&self.pending).is_none() && self.stream.as_ref().is_some_and(|s| s.is_ended())
+    }
+
+    /// What poll reports for this file now.
+    pub(super) fn poll_events(&self) -> PollEvents {
+        if self.stream.is_some() {
+            let mut revents = PollEvents::empty();
+            if self.has_events() {
+                revents |= PollEvents::POLLIN | PollEvents::POLLRDNORM;
+            }
+            if self.stream_ended() {
+                revents |= PollEvents::POLLHUP;
+            }
+            revents
+        } else {
+            // kernfs: DEFAULT_POLLMASK always, plus ERR|PRI while unread.
+            let mut revents = PollEvents::POLLIN
+                | PollEvents::POLLOUT
+                | PollEvents::POLLRDNORM
+                | PollEvents::POLLWRNORM;
+            if self.unread() || self.line_gone() {
+                revents |= PollEvents::POLLERR | PollEvents::POLLPRI;
+            }
+            revents
+        }
     }
 }
 
@@ -139,7 +163,7 @@ pub(super) struct OpenFiles {
 }
 
 impl OpenFiles {
-    pub fn insert(&mut self, file: OpenFile) -> u64 {
+    pub(super) fn insert(&mut self, file: OpenFile) -> u64 {
         self.next_fh += 1;
         let fh = self.next_fh;
         let file = Arc::new(file);
@@ -153,11 +177,11 @@ impl OpenFiles {
         fh
     }
 
-    pub fn get(&self, fh: u64) -> Option<Arc<OpenFile>> {
+    pub(super) fn get(&self, fh: u64) -> Option<Arc<OpenFile>> {
         self.by_fh.get(&fh).cloned()
     }
 
-    pub fn remove(&mut self, fh: u64) -> Option<Arc<OpenFile>> {
+    pub(super) fn remove(&mut self, fh: u64) -> Option<Arc<OpenFile>> {
         let file = self.by_fh.remove(&fh)?;
         if let Some(global) = file.node.line()
             && let Some(list) = self.by_line.get_mut(&global)
@@ -171,14 +195,14 @@ impl OpenFiles {
     }
 
     /// Whether some open file is of `node`.
-    pub fn is_open(&self, node: Node) -> bool {
+    pub(super) fn is_open(&self, node: Node) -> bool {
         node.line()
             .and_then(|global| self.by_line.get(&global))
             .is_some_and(|list| list.iter().any(|(_, f)| f.node == node))
     }
 
     /// Open files of one line.
-    pub fn of_line(&self, global: u32) -> Vec<Arc<OpenFile>> {
+    pub(super) fn of_line(&self, global: u32) -> Vec<Arc<OpenFile>> {
         self.by_line
             .get(&global)
             .map(|list| list.iter().map(|(_, f)| f.clone()).collect())

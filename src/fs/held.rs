@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use fuser::{Errno, ReplyData};
 
-use super::files::OpenFile;
+use super::Shared;
+use super::files::{OpenFile, lock};
 
 /// How a read ends.
 pub(super) enum Outcome {
@@ -20,7 +21,7 @@ pub(super) enum Outcome {
     Error(i32),
 }
 
-pub(super) fn answer(reply: ReplyData, outcome: Outcome) {
+fn answer(reply: ReplyData, outcome: Outcome) {
     match outcome {
         Outcome::Data(data) => reply.data(&data),
         Outcome::Error(errno) => reply.error(Errno::from_i32(errno)),
@@ -28,8 +29,8 @@ pub(super) fn answer(reply: ReplyData, outcome: Outcome) {
 }
 
 pub(super) struct HeldRead {
-    pub file: Arc<OpenFile>,
-    pub size: u32,
+    file: Arc<OpenFile>,
+    size: u32,
     /// The reading thread (FUSE reports the caller's thread id).
     tid: u32,
     status: Option<File>,
@@ -37,7 +38,7 @@ pub(super) struct HeldRead {
 }
 
 impl HeldRead {
-    pub fn new(file: Arc<OpenFile>, size: u32, tid: u32, reply: ReplyData) -> Self {
+    fn new(file: Arc<OpenFile>, size: u32, tid: u32, reply: ReplyData) -> Self {
         Self {
             file,
             size,
@@ -47,13 +48,13 @@ impl HeldRead {
         }
     }
 
-    pub fn finish(self, outcome: Outcome) {
+    fn finish(self, outcome: Outcome) {
         answer(self.reply, outcome);
     }
 
     /// True when the reader has a signal pending that it does not block,
     /// or is gone.
-    pub fn interrupted(&mut self) -> bool {
+    fn interrupted(&mut self) -> bool {
         if self.status.is_none() {
             match File::open(format!("/proc/{}/status", self.tid)) {
                 Ok(f) => self.status = Some(f),
@@ -65,6 +66,77 @@ impl HeldRead {
             return true;
         };
         pending_unblocked(&buf[..n])
+    }
+}
+
+impl Shared {
+    /// Answers a read that waits for data: now if there is some (EAGAIN
+    /// under O_NONBLOCK if not), else once a notice or a signal ends it.
+    pub(super) fn hold(
+        &self,
+        file: Arc<OpenFile>,
+        size: u32,
+        nonblock: bool,
+        tid: u32,
+        reply: ReplyData,
+    ) {
+        // Checked under the queue's lock, so that no notice slips in
+        // between the check and the hold.
+        let mut held = lock(&self.held);
+        match self.try_complete(&file, size) {
+            Some(outcome) => {
+                drop(held);
+                answer(reply, outcome);
+            }
+            None if nonblock => reply.error(Errno::EAGAIN),
+            None => {
+                held.push(HeldRead::new(file, size, tid, reply));
+                drop(held);
+                let _ = self.held_added.send(());
+            }
+        }
+    }
+
+    pub(super) fn has_held(&self) -> bool {
+        !lock(&self.held).is_empty()
+    }
+
+    /// Finishes the held reads of one line that can complete now.
+    pub(super) fn complete_held(&self, global: u32) {
+        self.finish_held(|read| {
+            if read.file.node.line() == Some(global) {
+                self.try_complete(&read.file, read.size)
+            } else {
+                None
+            }
+        });
+    }
+
+    /// Answers EINTR to held reads whose reader has a signal due.
+    pub(super) fn interrupt_held(&self) {
+        self.finish_held(|read| read.interrupted().then_some(Outcome::Error(libc::EINTR)));
+    }
+
+    /// Answers every held read: with its data if it has some, else with
+    /// end of file.
+    pub(super) fn finish_all_held(&self) {
+        self.finish_held(|read| {
+            let outcome = self.try_complete(&read.file, read.size);
+            Some(outcome.unwrap_or(Outcome::Data(Vec::new())))
+        });
+    }
+
+    /// Finishes, and drops from the queue, each held read that `outcome`
+    /// has an answer for.
+    fn finish_held(&self, mut outcome: impl FnMut(&mut HeldRead) -> Option<Outcome>) {
+        let mut held = lock(&self.held);
+        let mut i = 0;
+        while i < held.len() {
+            match outcome(&mut held[i]) {
+                Some(outcome) => held.swap_remove(i).finish(outcome),
+                None => i += 1,
+            }
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use fuser::FileType;
 
 /// Entries of a `gpiochip<BASE>` directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ChipEntry {
+pub(super) enum ChipEntry {
     Dir,
     Base,
     Label,
@@ -23,7 +23,7 @@ pub enum ChipEntry {
 
 /// Entries of a `gpio<N>` directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum GpioEntry {
+pub(super) enum GpioEntry {
     Dir,
     Direction,
     Value,
@@ -41,7 +41,7 @@ pub enum GpioEntry {
 
 /// Entries of a simulated line's control directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SimEntry {
+pub(super) enum SimEntry {
     Dir,
     Pull,
     Value,
@@ -49,7 +49,7 @@ pub enum SimEntry {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Node {
+pub(super) enum Node {
     Root,
     Export,
     Unexport,
@@ -72,7 +72,7 @@ pub enum Node {
     },
 }
 
-const CHIP_ENTRIES: [(ChipEntry, &str); 9] = [
+pub(super) const CHIP_ENTRIES: [(ChipEntry, &str); 9] = [
     (ChipEntry::Dir, ""),
     (ChipEntry::Base, "base"),
     (ChipEntry::Label, "label"),
@@ -84,7 +84,7 @@ const CHIP_ENTRIES: [(ChipEntry, &str); 9] = [
     (ChipEntry::Subsystem, "subsystem"),
 ];
 
-pub const GPIO_ENTRIES: [(GpioEntry, &str); 13] = [
+pub(super) const GPIO_ENTRIES: [(GpioEntry, &str); 13] = [
     (GpioEntry::Dir, ""),
     (GpioEntry::Direction, "direction"),
     (GpioEntry::Value, "value"),
@@ -100,7 +100,7 @@ pub const GPIO_ENTRIES: [(GpioEntry, &str); 13] = [
     (GpioEntry::Subsystem, "subsystem"),
 ];
 
-const SIM_ENTRIES: [(SimEntry, &str); 4] = [
+pub(super) const SIM_ENTRIES: [(SimEntry, &str); 4] = [
     (SimEntry::Dir, ""),
     (SimEntry::Pull, "pull"),
     (SimEntry::Value, "value"),
@@ -112,7 +112,7 @@ fn index_of<T: PartialEq>(table: &[(T, &str)], entry: T) -> u64 {
 }
 
 /// A named child entry of a directory table (not the directory itself).
-pub fn entry_named<T: Copy>(table: &[(T, &'static str)], name: &str) -> Option<T> {
+pub(super) fn entry_named<T: Copy>(table: &[(T, &'static str)], name: &str) -> Option<T> {
     table
         .iter()
         .skip(1)
@@ -121,18 +121,10 @@ pub fn entry_named<T: Copy>(table: &[(T, &'static str)], name: &str) -> Option<T
 }
 
 /// The listable children of a directory table.
-pub fn entry_names<'a, T: Copy>(
+pub(super) fn entry_names<'a, T: Copy>(
     table: &'a [(T, &'static str)],
 ) -> impl Iterator<Item = (T, &'static str)> + 'a {
     table.iter().skip(1).filter(|(_, n)| !n.is_empty()).copied()
-}
-
-pub fn chip_entries() -> &'static [(ChipEntry, &'static str)] {
-    &CHIP_ENTRIES
-}
-
-pub fn sim_entries() -> &'static [(SimEntry, &'static str)] {
-    &SIM_ENTRIES
 }
 
 const ROOT: u64 = 1;
@@ -146,7 +138,7 @@ const TAG_SIM_CHIP: u64 = 3;
 const TAG_SIM_LINE: u64 = 4;
 
 impl Node {
-    pub fn ino(self) -> u64 {
+    pub(super) fn ino(self) -> u64 {
         match self {
             Node::Root => ROOT,
             Node::Export => EXPORT,
@@ -172,7 +164,7 @@ impl Node {
         }
     }
 
-    pub fn from_ino(ino: u64) -> Option<Node> {
+    pub(super) fn from_ino(ino: u64) -> Option<Node> {
         let low = (ino & 0xff) as usize;
         let mid = ((ino >> 8) & 0xffff_ffff) as u32;
         Some(match (ino >> TAG_SHIFT, ino) {
@@ -202,7 +194,7 @@ impl Node {
 
     /// Regular file, directory or symlink. `device` of a chip is a link
     /// only where the chip has a real sysfs device to lead to.
-    pub fn kind(self, device_is_link: bool) -> FileType {
+    pub(super) fn kind(self, device_is_link: bool) -> FileType {
         match self {
             Node::Root
             | Node::Sim
@@ -236,7 +228,7 @@ impl Node {
     }
 
     /// The sysfs mode a node is created with.
-    pub fn default_mode(self, kind: FileType) -> u16 {
+    pub(super) fn default_mode(self, kind: FileType) -> u16 {
         match (self, kind) {
             (_, FileType::Directory) => 0o755,
             (_, FileType::Symlink) => 0o777,
@@ -261,7 +253,7 @@ impl Node {
     }
 
     /// Whether the node has a store operation at all (kernfs's has_write).
-    pub fn writable(self) -> bool {
+    pub(super) fn writable(self) -> bool {
         !matches!(
             self,
             Node::Chip {
@@ -278,12 +270,12 @@ impl Node {
     }
 
     /// Whether the node has a show operation at all (kernfs's has_read).
-    pub fn readable(self) -> bool {
+    pub(super) fn readable(self) -> bool {
         !matches!(self, Node::Export | Node::Unexport)
     }
 
     /// The line a node belongs to, for gpio directory entries.
-    pub fn line(self) -> Option<u32> {
+    pub(super) fn line(self) -> Option<u32> {
         match self {
             Node::Gpio { global, .. } => Some(global),
             _ => None,

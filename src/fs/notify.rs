@@ -13,7 +13,6 @@ use crossbeam_channel::{Receiver, after, never, select};
 use fuser::INodeNo;
 
 use super::Shared;
-use super::files::lock;
 use super::node::{GpioEntry, Node};
 use crate::mux::Notice;
 
@@ -87,7 +86,7 @@ fn handle(shared: &Shared, notice: Notice) {
 
 /// Drops what the kernel and we remember of an unexported line's nodes.
 fn forget_line(shared: &Shared, global: u32) {
-    lock(&shared.meta).retain(|&ino, _| Node::from_ino(ino).and_then(Node::line) != Some(global));
+    shared.forget_meta(global);
     let Some(notifier) = shared.notifier.get() else {
         return;
     };

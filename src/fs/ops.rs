@@ -1,0 +1,446 @@
+//! The FUSE operations: each finds its node or open file, applies
+//! sysfs's rules and errnos, and leaves the rest to the tree, the open
+//! files and the reads.
+
+use std::ffi::OsStr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use fuser::{
+    Errno, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
+    OpenAccMode, OpenFlags, PollEvents, PollFlags, PollNotifier, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyPoll, ReplyWrite, ReplyXattr, Request,
+    TimeOrNow, WriteFlags,
+};
+
+use super::GpioFs;
+use super::attr::PAGE_SIZE;
+use super::files::OpenFile;
+use super::node::{GpioEntry, Node};
+
+/// How long the kernel may cache entries and attributes inside a
+/// directory. Root entries come and go with export, so they are never
+/// cached.
+const TTL: Duration = Duration::from_secs(1);
+
+fn entry_ttl(parent: Node) -> Duration {
+    if parent == Node::Root {
+        Duration::ZERO
+    } else {
+        TTL
+    }
+}
+
+/// Whether the mode bits and the node's operations allow an open: sysfs
+/// checks them itself, so even root gets EACCES.
+fn may_open(node: Node, mode: u16, access: OpenAccMode) -> bool {
+    let (read, write) = match access {
+        OpenAccMode::O_RDONLY => (true, false),
+        OpenAccMode::O_WRONLY => (false, true),
+        OpenAccMode::O_RDWR => (true, true),
+    };
+    (!write || (mode & 0o222 != 0 && node.writable()))
+        && (!read || (mode & 0o444 != 0 && node.readable()))
+}
+
+fn is_events(node: Node) -> bool {
+    matches!(
+        node,
+        Node::Gpio {
+            entry: GpioEntry::Events,
+            ..
+        }
+    )
+}
+
+impl GpioFs {
+    /// The node of `ino` and its kind, if it exists now.
+    fn existing(&self, ino: INodeNo) -> Option<(Node, FileType)> {
+        let node = Node::from_ino(ino.0)?;
+        Some((node, self.shared.kind(node)?))
+    }
+
+    fn open_file(&self, fh: FileHandle) -> Option<Arc<OpenFile>> {
+        self.shared.files().get(fh.0)
+    }
+
+    /// A new open file of `node`: a gpio entry keeps its line, and an
+    /// `events` file subscribes to the line's stream.
+    fn new_open_file(&self, node: Node) -> Result<OpenFile, Errno> {
+        let line = match node.line() {
+            Some(global) => Some(self.shared.mux.line(global).ok_or(Errno::ENOENT)?),
+            None => None,
+        };
+        let stream = match &line {
+            Some(line) if is_events(node) => {
+                Some(line.subscribe().map_err(|e| Errno::from_i32(e.errno()))?)
+            }
+            _ => None,
+        };
+        Ok(OpenFile::new(node, line, stream))
+    }
+}
+
+impl Filesystem for GpioFs {
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let found = Node::from_ino(parent.0).and_then(|parent| {
+            let node = self.shared.lookup(parent, name.to_str()?)?;
+            Some((parent, self.shared.attr(node)?))
+        });
+        match found {
+            Some((parent, attr)) => reply.entry(&entry_ttl(parent), &attr, Generation(0)),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let Some(node) = Node::from_ino(ino.0) else {
+            return reply.error(Errno::ENOENT);
+        };
+        match self.shared.kind(node) {
+            Some(kind) => reply.attr(&entry_ttl(node), &self.shared.attr_of_kind(node, kind)),
+            // fstat() of a file whose line is gone still works, as in sysfs;
+            // the kernel sends no handle with it, so ask whether the node is
+            // open.
+            None if self.shared.files().is_open(node) => {
+                let attr = self.shared.attr_of_kind(node, FileType::RegularFile);
+                reply.attr(&Duration::ZERO, &attr);
+            }
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn setattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        _size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        // Truncation changes no attribute's text; owner, mode and times
+        // persist. The inotify helper's own truncate changes nothing.
+        let Some((node, kind)) = self.existing(ino) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let own_touch = req.pid() == self.shared.toucher_tid.load(Ordering::Relaxed);
+        if !own_touch {
+            let meta = self.shared.meta(node, kind);
+            let meta = meta.changed(mode, uid, gid, atime, mtime, ctime);
+            self.shared.set_meta(node, meta);
+        }
+        match self.shared.attr(node) {
+            Some(attr) => reply.attr(&entry_ttl(node), &attr),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        let target = self
+            .existing(ino)
+            .filter(|&(_, kind)| kind == FileType::Symlink)
+            .and_then(|(node, _)| self.shared.link_target(node));
+        match target {
+            Some(target) => reply.data(target.as_bytes()),
+            None => reply.error(Errno::EINVAL),
+        }
+    }
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        // Regular files go through the VFS's create (EACCES in sysfs);
+        // fifos, sockets and devices through mknod, which sysfs lacks.
+        reply.error(if mode & libc::S_IFMT == libc::S_IFREG {
+            Errno::EACCES
+        } else {
+            Errno::EPERM
+        });
+    }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EPERM);
+    }
+
+    fn unlink(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EPERM);
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        // In sysfs, gpiochip<N> and gpio<N> in the class directory are
+        // symlinks, so rmdir says ENOTDIR; other directories are EPERM.
+        let is_class_link = Node::from_ino(parent.0) == Some(Node::Root)
+            && matches!(
+                name.to_str()
+                    .and_then(|n| self.shared.lookup(Node::Root, n)),
+                Some(Node::Chip { .. } | Node::Gpio { .. })
+            );
+        reply.error(if is_class_link {
+            Errno::ENOTDIR
+        } else {
+            Errno::EPERM
+        });
+    }
+
+    fn symlink(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _link_name: &OsStr,
+        _target: &std::path::Path,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EPERM);
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        _flags: fuser::RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EPERM);
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EPERM);
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let Some((node, kind)) = self.existing(ino) else {
+            return reply.error(Errno::ENOENT);
+        };
+        if !may_open(node, self.shared.meta(node, kind).mode, flags.acc_mode()) {
+            return reply.error(Errno::EACCES);
+        }
+        let file = match self.new_open_file(node) {
+            Ok(file) => file,
+            Err(e) => return reply.error(e),
+        };
+        let fh = self.shared.files_mut().insert(file);
+        let mut open_flags = FopenFlags::FOPEN_DIRECT_IO;
+        if is_events(node) {
+            open_flags |= FopenFlags::FOPEN_NONSEEKABLE;
+        }
+        reply.opened(FileHandle(fh), open_flags);
+    }
+
+    fn read(
+        &self,
+        req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let Some(file) = self.open_file(fh) else {
+            return reply.error(Errno::EBADF);
+        };
+        if self.shared.read_blocks(&file, offset) {
+            let nonblock = flags.0 & libc::O_NONBLOCK != 0;
+            self.shared.hold(file, size, nonblock, req.pid(), reply);
+        } else {
+            self.shared
+                .read_text(&file, offset, size, |text| match text {
+                    Ok(data) => reply.data(data),
+                    Err(code) => reply.error(Errno::from_i32(code)),
+                });
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let Some(file) = self.open_file(fh) else {
+            return reply.error(Errno::EBADF);
+        };
+        // Like kernfs: a store sees at most a page; the rest is a short write.
+        let data = &data[..data.len().min(PAGE_SIZE)];
+        match self
+            .shared
+            .attributes()
+            .store(file.node, file.line.as_ref(), data)
+        {
+            Ok(()) => reply.written(data.len() as u32),
+            Err(code) => {
+                log::debug!("write {:?}: errno {code}", file.node);
+                reply.error(Errno::from_i32(code))
+            }
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        // The file (and its stream) ends outside the table's lock.
+        let file = self.shared.files_mut().remove(fh.0);
+        drop(file);
+        reply.ok();
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.existing(ino) {
+            Some((_, FileType::Directory)) => reply.opened(FileHandle(0), FopenFlags::empty()),
+            Some(_) => reply.error(Errno::ENOTDIR),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let Some(dir) = Node::from_ino(ino.0) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let mut entries = vec![
+            (ino.0, FileType::Directory, ".".to_string()),
+            (ino.0, FileType::Directory, "..".to_string()),
+        ];
+        entries.extend(
+            self.shared
+                .children(dir)
+                .into_iter()
+                .filter_map(|(node, name)| Some((node.ino(), self.shared.kind(node)?, name))),
+        );
+        for (i, (child, kind, name)) in entries.into_iter().enumerate().skip(offset as usize) {
+            if reply.add(INodeNo(child), (i + 1) as u64, kind, name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        reply.error(Errno::EACCES);
+    }
+
+    fn getxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _size: u32,
+        reply: ReplyXattr,
+    ) {
+        reply.error(Errno::ENODATA);
+    }
+
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, size: u32, reply: ReplyXattr) {
+        if size == 0 {
+            reply.size(0);
+        } else {
+            reply.data(&[]);
+        }
+    }
+
+    fn poll(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        ph: PollNotifier,
+        _events: PollEvents,
+        flags: PollFlags,
+        reply: ReplyPoll,
+    ) {
+        let Some(file) = self.open_file(fh) else {
+            return reply.error(Errno::EBADF);
+        };
+        if flags.contains(PollFlags::FUSE_POLL_SCHEDULE_NOTIFY) {
+            file.set_poll_handle(ph);
+        }
+        reply.poll(file.poll_events());
+    }
+}

@@ -1,0 +1,64 @@
+//! What a read gets: attribute text at once, or data it waits for (an
+//! `events` stream, or `value` under `--blocking-value`).
+
+use super::Shared;
+use super::files::{OpenFile, lock};
+use super::held::Outcome;
+
+impl Shared {
+    /// Whether a read at `offset` waits for data (see `hold`) instead of
+    /// showing the attribute now.
+    pub(super) fn read_blocks(&self, file: &OpenFile, offset: u64) -> bool {
+        file.stream.is_some()
+            || (self.options.blocking_value && file.is_value() && offset == 0 && file.has_read())
+    }
+
+    /// A waiting read's answer, if it can complete now.
+    pub(super) fn try_complete(&self, file: &OpenFile, size: u32) -> Option<Outcome> {
+        if file.stream.is_some() {
+            if let Some(data) = file.take_events(size as usize) {
+                return Some(if data.is_empty() {
+                    Outcome::Error(libc::EINVAL)
+                } else {
+                    Outcome::Data(data)
+                });
+            }
+            return file.stream_ended().then(|| Outcome::Data(Vec::new()));
+        }
+        if file.unread() || file.line_gone() {
+            return Some(self.read_text(file, 0, size, |text| match text {
+                Ok(data) => Outcome::Data(data.to_vec()),
+                Err(errno) => Outcome::Error(errno),
+            }));
+        }
+        None
+    }
+
+    /// A read of generated text (every file but `events`): `answer` gets
+    /// the bytes at `offset`, or the errno.
+    pub(super) fn read_text<T>(
+        &self,
+        file: &OpenFile,
+        offset: u64,
+        size: u32,
+        answer: impl FnOnce(Result<&[u8], i32>) -> T,
+    ) -> T {
+        let mut text = lock(&file.text);
+        // `value` is a preallocated sysfs file: every read shows it afresh
+        // and re-arms poll. Other attributes are seq_files: a read at
+        // offset 0 shows them, later offsets read that text.
+        if offset == 0 || text.is_empty() || file.is_value() {
+            file.mark_read();
+            if let Err(errno) = self
+                .attributes()
+                .show(file.node, file.line.as_ref(), &mut text)
+            {
+                text.clear();
+                return answer(Err(errno));
+            }
+        }
+        let start = (offset as usize).min(text.len());
+        let end = (start + size as usize).min(text.len());
+        answer(Ok(&text[start..end]))
+    }
+}

@@ -1,0 +1,249 @@
+//! The tree as it stands now: which nodes exist and of what kind, where
+//! symlinks lead, what directories hold, and lookup by name.
+
+use fuser::FileType;
+
+use super::Shared;
+use super::node::{
+    self, CHIP_ENTRIES, ChipEntry, GPIO_ENTRIES, GpioEntry, Node, SIM_ENTRIES, SimEntry,
+};
+
+impl Shared {
+    /// The file type of a node that exists now, or `None`.
+    pub(super) fn kind(&self, node: Node) -> Option<FileType> {
+        let device_is_link = match node {
+            Node::Root | Node::Export | Node::Unexport => false,
+            Node::Sim => {
+                self.sim.as_ref()?;
+                false
+            }
+            Node::Chip { id, entry } => {
+                let chip = self.mux.chip(id)?;
+                let is_link = chip.info.device_path.is_some();
+                if entry == ChipEntry::DeviceChip && is_link {
+                    return None;
+                }
+                is_link
+            }
+            Node::Gpio { global, .. } => {
+                self.mux.line(global)?;
+                false
+            }
+            Node::SimChip { chip } => {
+                self.sim_lines(chip)?;
+                false
+            }
+            Node::SimLine { chip, offset, .. } => {
+                (offset < self.sim_lines(chip)?).then_some(false)?
+            }
+        };
+        Some(node.kind(device_is_link))
+    }
+
+    /// How many lines simulated chip number `chip` has, if it exists.
+    fn sim_lines(&self, chip: u32) -> Option<u32> {
+        let chips = self.sim.as_ref()?.chips();
+        chips.get(chip as usize).map(|&(_, lines)| lines)
+    }
+
+    pub(super) fn link_target(&self, node: Node) -> Option<String> {
+        match node {
+            Node::Chip {
+                id,
+                entry: ChipEntry::Device,
+            } => {
+                let chip = self.mux.chip(id)?;
+                chip.info
+                    .device_path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+            }
+            Node::Gpio {
+                global,
+                entry: GpioEntry::Device,
+            } => {
+                let (chip, _) = self.mux.locate(global)?;
+                Some(format!(
+                    "../gpiochip{}/device/{}",
+                    chip.base, chip.info.name
+                ))
+            }
+            Node::Chip {
+                entry: ChipEntry::Subsystem,
+                ..
+            }
+            | Node::Gpio {
+                entry: GpioEntry::Subsystem,
+                ..
+            } => Some("..".to_string()),
+            _ => None,
+        }
+    }
+
+    /// The children of a directory, with their names.
+    pub(super) fn children(&self, dir: Node) -> Vec<(Node, String)> {
+        match dir {
+            Node::Root => {
+                let mut list = vec![
+                    (Node::Export, "export".to_string()),
+                    (Node::Unexport, "unexport".to_string()),
+                ];
+                list.extend(self.mux.chips().iter().map(|c| {
+                    let node = Node::Chip {
+                        id: c.id,
+                        entry: ChipEntry::Dir,
+                    };
+                    (node, format!("gpiochip{}", c.base))
+                }));
+                list.extend(self.mux.exported().into_iter().map(|global| {
+                    let node = Node::Gpio {
+                        global,
+                        entry: GpioEntry::Dir,
+                    };
+                    (node, format!("gpio{global}"))
+                }));
+                if self.sim.is_some() {
+                    list.push((Node::Sim, "sim".to_string()));
+                }
+                list
+            }
+            Node::Chip {
+                id,
+                entry: ChipEntry::Dir,
+            } => entries(&CHIP_ENTRIES, |entry| Node::Chip { id, entry }),
+            Node::Chip {
+                id,
+                entry: ChipEntry::Device,
+            } => self
+                .mux
+                .chip(id)
+                .map(|chip| {
+                    let node = Node::Chip {
+                        id,
+                        entry: ChipEntry::DeviceChip,
+                    };
+                    vec![(node, chip.info.name.to_string())]
+                })
+                .unwrap_or_default(),
+            Node::Gpio {
+                global,
+                entry: GpioEntry::Dir,
+            } => entries(&GPIO_ENTRIES, |entry| Node::Gpio { global, entry }),
+            Node::Sim => self
+                .sim
+                .as_ref()
+                .map(|sim| {
+                    sim.chips()
+                        .into_iter()
+                        .zip(0..)
+                        .map(|((label, _), chip)| (Node::SimChip { chip }, label))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            Node::SimChip { chip } => (0..self.sim_lines(chip).unwrap_or(0))
+                .map(|offset| {
+                    let node = Node::SimLine {
+                        chip,
+                        offset,
+                        entry: SimEntry::Dir,
+                    };
+                    (node, format!("line{offset}"))
+                })
+                .collect(),
+            Node::SimLine {
+                chip,
+                offset,
+                entry: SimEntry::Dir,
+            } => entries(&SIM_ENTRIES, |entry| Node::SimLine {
+                chip,
+                offset,
+                entry,
+            }),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The child called `name`, if the name is canonical; whether it
+    /// exists now is for `kind` to say.
+    pub(super) fn lookup(&self, parent: Node, name: &str) -> Option<Node> {
+        Some(match parent {
+            Node::Root => match name {
+                "export" => Node::Export,
+                "unexport" => Node::Unexport,
+                "sim" => Node::Sim,
+                _ => {
+                    if let Some(base) = numbered(name, "gpiochip") {
+                        let chip = self.mux.chips().into_iter().find(|c| c.base == base)?;
+                        Node::Chip {
+                            id: chip.id,
+                            entry: ChipEntry::Dir,
+                        }
+                    } else {
+                        Node::Gpio {
+                            global: numbered(name, "gpio")?,
+                            entry: GpioEntry::Dir,
+                        }
+                    }
+                }
+            },
+            Node::Chip {
+                id,
+                entry: ChipEntry::Dir,
+            } => Node::Chip {
+                id,
+                entry: node::entry_named(&CHIP_ENTRIES, name)?,
+            },
+            Node::Chip {
+                id,
+                entry: ChipEntry::Device,
+            } => {
+                let chip = self.mux.chip(id)?;
+                (&*chip.info.name == name).then_some(Node::Chip {
+                    id,
+                    entry: ChipEntry::DeviceChip,
+                })?
+            }
+            Node::Gpio {
+                global,
+                entry: GpioEntry::Dir,
+            } => Node::Gpio {
+                global,
+                entry: node::entry_named(&GPIO_ENTRIES, name)?,
+            },
+            Node::Sim => {
+                let chips = self.sim.as_ref()?.chips();
+                let chip = chips.iter().position(|(label, _)| label == name)?;
+                Node::SimChip { chip: chip as u32 }
+            }
+            Node::SimChip { chip } => Node::SimLine {
+                chip,
+                offset: numbered(name, "line")?,
+                entry: SimEntry::Dir,
+            },
+            Node::SimLine {
+                chip,
+                offset,
+                entry: SimEntry::Dir,
+            } => Node::SimLine {
+                chip,
+                offset,
+                entry: node::entry_named(&SIM_ENTRIES, name)?,
+            },
+            _ => return None,
+        })
+    }
+}
+
+/// The listable entries of a directory table, as nodes made by `make`.
+fn entries<T: Copy>(table: &[(T, &'static str)], make: impl Fn(T) -> Node) -> Vec<(Node, String)> {
+    node::entry_names(table)
+        .map(|(entry, name)| (make(entry), name.to_string()))
+        .collect()
+}
+
+/// The number in a name like `gpio17`, only in its canonical spelling.
+fn numbered(name: &str, prefix: &str) -> Option<u32> {
+    let digits = name.strip_prefix(prefix)?;
+    let n: u32 = digits.parse().ok()?;
+    (n.to_string() == digits).then_some(n)
+}
