@@ -148,6 +148,25 @@ fn gpio_directory_disappears_on_unexport() {
 }
 
 #[test]
+fn a_line_re_exported_while_its_old_directory_is_held_works() {
+    let Some(m) = mount(DEMO) else { return };
+    for _ in 0..20 {
+        m.put("export", "521");
+        // A process inside the directory keeps the old inode alive.
+        let dir = std::fs::File::open(m.path().join("gpio521")).unwrap();
+        m.get("gpio521/value");
+        m.put("unexport", "521");
+        m.stat("gpio521/value").want_err(libc::ENOENT);
+        m.put("export", "521");
+        assert_eq!(m.get("gpio521/direction"), "in\n");
+        m.put("gpio521/direction", "out");
+        assert_eq!(m.get("gpio521/value"), "0\n");
+        drop(dir);
+        m.put("unexport", "521");
+    }
+}
+
+#[test]
 fn two_chips_get_first_fit_bases_from_512() {
     let Some(m) = mount(&["--sim", "a:8,b:4"]) else {
         return;

@@ -65,9 +65,9 @@ struct Shared {
     files: RwLock<OpenFiles>,
     held: Mutex<Vec<HeldRead>>,
     notifier: OnceLock<Notifier>,
-    /// Tells the dispatcher a read is now held (so it starts watching
-    /// for signals).
-    held_added: Sender<()>,
+    /// Work for the notification thread, run after the notices sent before
+    /// it; any task also wakes it to watch newly held reads for signals.
+    tasks: Sender<notify::Task>,
     /// Lines whose `value` should get an inotify IN_MODIFY.
     touch: Sender<u32>,
     /// The thread that truncates `value` files for inotify, so that its
@@ -108,7 +108,7 @@ impl GpioFs {
         sim: Option<Arc<SimBackend>>,
         options: FsOptions,
     ) -> std::io::Result<(GpioFs, FsHandle)> {
-        let (held_added, held_rx) = crossbeam_channel::unbounded();
+        let (tasks, tasks_rx) = crossbeam_channel::unbounded();
         let (touch, touch_rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
             mux,
@@ -119,11 +119,11 @@ impl GpioFs {
             files: RwLock::new(OpenFiles::default()),
             held: Mutex::new(Vec::new()),
             notifier: OnceLock::new(),
-            held_added,
+            tasks,
             touch,
             toucher_tid: AtomicU32::new(0),
         });
-        notify::spawn(shared.clone(), notices, held_rx, touch_rx)?;
+        notify::spawn(shared.clone(), notices, tasks_rx, touch_rx)?;
         Ok((
             GpioFs {
                 shared: shared.clone(),

@@ -21,16 +21,20 @@ use crate::mux::Notice;
 /// /proc read per held read per scan).
 const SIGNAL_SCAN: Duration = Duration::from_millis(50);
 
+/// Work the notification thread runs once the notices queued before it
+/// are handled.
+pub(super) type Task = Box<dyn FnOnce() + Send>;
+
 pub(super) fn spawn(
     shared: Arc<Shared>,
     notices: Receiver<Notice>,
-    held_added: Receiver<()>,
+    tasks: Receiver<Task>,
     touch: Receiver<u32>,
 ) -> std::io::Result<()> {
     let toucher = shared.clone();
     thread::Builder::new()
         .name("fs-notify".into())
-        .spawn(move || dispatch(&shared, &notices, &held_added))?;
+        .spawn(move || dispatch(&shared, &notices, &tasks))?;
     thread::Builder::new()
         .name("fs-inotify".into())
         .spawn(move || {
@@ -42,7 +46,7 @@ pub(super) fn spawn(
     Ok(())
 }
 
-fn dispatch(shared: &Shared, notices: &Receiver<Notice>, held_added: &Receiver<()>) {
+fn dispatch(shared: &Shared, notices: &Receiver<Notice>, tasks: &Receiver<Task>) {
     loop {
         let tick = if shared.has_held() {
             after(SIGNAL_SCAN)
@@ -54,7 +58,14 @@ fn dispatch(shared: &Shared, notices: &Receiver<Notice>, held_added: &Receiver<(
                 Ok(notice) => handle(shared, notice),
                 Err(_) => return,
             },
-            recv(held_added) -> _ => {},
+            recv(tasks) -> task => {
+                for notice in notices.try_iter() {
+                    handle(shared, notice);
+                }
+                if let Ok(task) = task {
+                    task();
+                }
+            },
             recv(tick) -> _ => shared.interrupt_held(),
         }
     }
@@ -80,7 +91,6 @@ fn handle(shared: &Shared, notice: Notice) {
             shared.complete_held(global);
             forget_line(shared, global);
         }
-        Notice::LineAdded { .. } | Notice::ChipsChanged => {}
     }
 }
 

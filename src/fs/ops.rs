@@ -89,7 +89,15 @@ impl Filesystem for GpioFs {
             Some((parent, self.shared.attr(node)?))
         });
         match found {
-            Some((parent, attr)) => reply.entry(&entry_ttl(parent), &attr, Generation(0)),
+            Some((parent, attr)) => {
+                // A re-exported line must not meet its old inode, which the
+                // kernel may have marked dead.
+                let generation = Node::from_ino(attr.ino.0)
+                    .and_then(Node::line)
+                    .and_then(|global| self.shared.mux.line(global))
+                    .map_or(0, |line| line.serial);
+                reply.entry(&entry_ttl(parent), &attr, Generation(generation))
+            }
             None => reply.error(Errno::ENOENT),
         }
     }
@@ -305,12 +313,22 @@ impl Filesystem for GpioFs {
         };
         // Like kernfs: a store sees at most a page; the rest is a short write.
         let data = &data[..data.len().min(PAGE_SIZE)];
+        let written = data.len() as u32;
         match self
             .shared
             .attributes()
             .store(file.node, file.line.as_ref(), data)
         {
-            Ok(()) => reply.written(data.len() as u32),
+            // The kernel may still hold the gone directory's entry: answer
+            // once it is dropped, so that the line is gone when unexport
+            // returns.
+            Ok(()) if file.node == Node::Unexport => {
+                let _ = self
+                    .shared
+                    .tasks
+                    .send(Box::new(move || reply.written(written)));
+            }
+            Ok(()) => reply.written(written),
             Err(code) => {
                 log::debug!("write {:?}: errno {code}", file.node);
                 reply.error(Errno::from_i32(code))

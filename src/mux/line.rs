@@ -81,6 +81,9 @@ struct Subscriber {
 
 pub struct Line {
     pub global: u32,
+    /// Counts exports across all lines, so a re-exported line is told
+    /// apart from its earlier self.
+    pub serial: u64,
     pub chip: Arc<Chip>,
     pub offset: u32,
     /// `None` once released; readers never hold the settings lock while
@@ -111,6 +114,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Line {
     pub(super) fn new(
         global: u32,
+        serial: u64,
         chip: Arc<Chip>,
         offset: u32,
         request: Box<dyn LineRequest>,
@@ -122,6 +126,7 @@ impl Line {
         };
         Ok(Self {
             global,
+            serial,
             chip,
             offset,
             request: RwLock::new(Some(request)),

@@ -85,10 +85,6 @@ pub enum Notice {
     Edge { global: u32, counted: bool },
     /// An exported line went away (unexport or chip removal).
     LineGone { global: u32 },
-    /// A line was exported.
-    LineAdded { global: u32 },
-    /// A chip appeared or vanished.
-    ChipsChanged,
 }
 
 /// Settings that outlive a single line request.
@@ -103,6 +99,8 @@ pub struct Options {
 struct Registry {
     chips: ChipTable,
     lines: HashMap<u32, Arc<Line>>,
+    /// Exports so far (each line's serial).
+    exports: u64,
 }
 
 pub struct Mux {
@@ -131,6 +129,7 @@ impl Mux {
             registry: RwLock::new(Registry {
                 chips,
                 lines: HashMap::new(),
+                exports: 0,
             }),
             notices: notice_tx,
         });
@@ -236,8 +235,10 @@ impl Mux {
                     Error::Backend(e)
                 }
             })?;
+        registry.exports += 1;
         let line = Arc::new(Line::new(
             global,
+            registry.exports,
             chip,
             offset,
             request,
@@ -246,7 +247,6 @@ impl Mux {
         registry.lines.insert(global, line.clone());
         drop(registry);
         log::info!("exported gpio{global}");
-        self.notify(Notice::LineAdded { global });
         Ok(line)
     }
 
@@ -256,9 +256,8 @@ impl Mux {
             .lines
             .remove(&global)
             .ok_or(Error::NotExported)?;
-        line.close();
+        self.retire(&line);
         log::info!("unexported gpio{global}");
-        self.notify(Notice::LineGone { global });
         Ok(())
     }
 
@@ -296,7 +295,6 @@ impl Mux {
             chip.info.label,
             chip.base
         );
-        self.notify(Notice::ChipsChanged);
     }
 
     fn remove_chip(&self, name: &str) {
@@ -306,23 +304,23 @@ impl Mux {
                 return;
             };
             log::info!("chip {name} (gpiochip{}) vanished", chip.base);
-            let numbers: Vec<u32> = registry
+            let numbers = chip.base..chip.base + chip.info.num_lines();
+            registry
                 .lines
-                .keys()
-                .copied()
-                .filter(|g| (chip.base..chip.base + chip.info.num_lines()).contains(g))
-                .collect();
-            numbers
-                .iter()
-                .filter_map(|g| registry.lines.remove(g))
+                .extract_if(|global, _| numbers.contains(global))
+                .map(|(_, line)| line)
                 .collect()
         };
         for line in gone {
-            line.close();
-            self.notify(Notice::LineGone {
-                global: line.global,
-            });
+            self.retire(&line);
         }
-        self.notify(Notice::ChipsChanged);
+    }
+
+    /// Releases a line taken out of the registry and tells the layer above.
+    fn retire(&self, line: &Line) {
+        line.close();
+        self.notify(Notice::LineGone {
+            global: line.global,
+        });
     }
 }
