@@ -221,7 +221,7 @@ fn run(cli: Cli) -> Result<(), String> {
         consumer: cli.consumer.clone(),
         bases: cli.base.iter().cloned().collect::<HashMap<_, _>>(),
     };
-    let (mux, notices) = Mux::start(backend, options).map_err(|e| e.to_string())?;
+    let mux = Mux::start(backend, options).map_err(|e| e.to_string())?;
     for (label, _) in &cli.base {
         if !mux.chips().iter().any(|c| &c.info.label == label) {
             warn!("--base {label}=...: no chip has that label");
@@ -256,8 +256,7 @@ fn run(cli: Cli) -> Result<(), String> {
         group: cli.group,
         blocking_value: cli.blocking_value,
     };
-    let (fs, handle) =
-        GpioFs::new(mux, notices, sim, fs_options).map_err(|e| format!("start: {e}"))?;
+    let (fs, handle) = GpioFs::new(mux, sim, fs_options).map_err(|e| format!("start: {e}"))?;
 
     let mut mount_options = vec![
         MountOption::FSName("gpiofs".into()),

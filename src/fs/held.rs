@@ -92,7 +92,7 @@ impl Shared {
             None => {
                 held.push(HeldRead::new(file, size, tid, reply));
                 drop(held);
-                let _ = self.tasks.send(Box::new(|| {}));
+                let _ = self.tasks.send(Box::new(|_| {}));
             }
         }
     }

@@ -31,11 +31,11 @@ use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::SystemTime;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 use fuser::Notifier;
 
 use crate::backend::sim::SimBackend;
-use crate::mux::{Mux, Notice};
+use crate::mux::{Listener, Mux};
 use content::Attributes;
 use files::OpenFiles;
 use held::HeldRead;
@@ -65,8 +65,8 @@ struct Shared {
     files: RwLock<OpenFiles>,
     held: Mutex<Vec<HeldRead>>,
     notifier: OnceLock<Notifier>,
-    /// Work for the notification thread, run after the notices sent before
-    /// it; any task also wakes it to watch newly held reads for signals.
+    /// Work for the notification thread; any task also wakes it to watch
+    /// newly held reads for signals.
     tasks: Sender<notify::Task>,
     /// Lines whose `value` should get an inotify IN_MODIFY.
     touch: Sender<u32>,
@@ -104,7 +104,6 @@ impl GpioFs {
     /// Builds the filesystem and starts its notification threads.
     pub fn new(
         mux: Arc<Mux>,
-        notices: Receiver<Notice>,
         sim: Option<Arc<SimBackend>>,
         options: FsOptions,
     ) -> std::io::Result<(GpioFs, FsHandle)> {
@@ -123,7 +122,9 @@ impl GpioFs {
             touch,
             toucher_tid: AtomicU32::new(0),
         });
-        notify::spawn(shared.clone(), notices, tasks_rx, touch_rx)?;
+        notify::spawn(shared.clone(), tasks_rx, touch_rx)?;
+        let listener: Arc<dyn Listener> = shared.clone();
+        shared.mux.listen(Arc::downgrade(&listener));
         Ok((
             GpioFs {
                 shared: shared.clone(),

@@ -14,27 +14,25 @@ use fuser::INodeNo;
 
 use super::Shared;
 use super::node::{GpioEntry, Node};
-use crate::mux::Notice;
+use crate::mux::{Listener, Notice};
 
 /// How often pending signals of held readers are checked (only while
 /// reads are held): inside the 100 ms a reader may wait, and cheap (one
 /// /proc read per held read per scan).
 const SIGNAL_SCAN: Duration = Duration::from_millis(50);
 
-/// Work the notification thread runs once the notices queued before it
-/// are handled.
-pub(super) type Task = Box<dyn FnOnce() + Send>;
+/// Work for the notification thread, run in the order queued.
+pub(super) type Task = Box<dyn FnOnce(&Shared) + Send>;
 
 pub(super) fn spawn(
     shared: Arc<Shared>,
-    notices: Receiver<Notice>,
     tasks: Receiver<Task>,
     touch: Receiver<u32>,
 ) -> std::io::Result<()> {
     let toucher = shared.clone();
     thread::Builder::new()
         .name("fs-notify".into())
-        .spawn(move || dispatch(&shared, &notices, &tasks))?;
+        .spawn(move || run_tasks(&shared, &tasks))?;
     thread::Builder::new()
         .name("fs-inotify".into())
         .spawn(move || {
@@ -46,7 +44,9 @@ pub(super) fn spawn(
     Ok(())
 }
 
-fn dispatch(shared: &Shared, notices: &Receiver<Notice>, tasks: &Receiver<Task>) {
+/// The notification thread: queued tasks, and while reads are held, a
+/// periodic look at their readers' signals.
+fn run_tasks(shared: &Shared, tasks: &Receiver<Task>) {
     loop {
         let tick = if shared.has_held() {
             after(SIGNAL_SCAN)
@@ -54,42 +54,42 @@ fn dispatch(shared: &Shared, notices: &Receiver<Notice>, tasks: &Receiver<Task>)
             never()
         };
         select! {
-            recv(notices) -> notice => match notice {
-                Ok(notice) => handle(shared, notice),
+            recv(tasks) -> task => match task {
+                Ok(task) => task(shared),
                 Err(_) => return,
-            },
-            recv(tasks) -> task => {
-                for notice in notices.try_iter() {
-                    handle(shared, notice);
-                }
-                if let Ok(task) = task {
-                    task();
-                }
             },
             recv(tick) -> _ => shared.interrupt_held(),
         }
     }
 }
 
-fn handle(shared: &Shared, notice: Notice) {
-    match notice {
-        Notice::Edge { global, counted } => {
-            for file in shared.files().of_line(global) {
-                if file.stream.is_some() || (counted && file.is_value()) {
-                    file.wake_pollers();
+impl Listener for Shared {
+    fn notice(&self, notice: Notice) {
+        match notice {
+            // On the event thread, at once: this is the latency that counts.
+            Notice::Edge { global, counted } => {
+                for file in self.files().of_line(global) {
+                    if file.stream.is_some() || (counted && file.is_value()) {
+                        file.wake_pollers();
+                    }
+                }
+                self.complete_held(global);
+                if counted {
+                    let _ = self.touch.send(global);
                 }
             }
-            shared.complete_held(global);
-            if counted {
-                let _ = shared.touch.send(global);
+            // Queued: it comes from an unexport write, and dropping the
+            // directory entry waits for the kernel's directory lock, which
+            // a lookup waiting for a FUSE worker may hold.
+            Notice::LineGone { global } => {
+                let _ = self.tasks.send(Box::new(move |shared| {
+                    for file in shared.files().of_line(global) {
+                        file.wake_pollers();
+                    }
+                    shared.complete_held(global);
+                    forget_line(shared, global);
+                }));
             }
-        }
-        Notice::LineGone { global } => {
-            for file in shared.files().of_line(global) {
-                file.wake_pollers();
-            }
-            shared.complete_held(global);
-            forget_line(shared, global);
         }
     }
 }

@@ -326,7 +326,7 @@ impl Filesystem for GpioFs {
                 let _ = self
                     .shared
                     .tasks
-                    .send(Box::new(move || reply.written(written)));
+                    .send(Box::new(move |_| reply.written(written)));
             }
             Ok(()) => reply.written(written),
             Err(code) => {

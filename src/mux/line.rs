@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use super::{Chip, Error, Notice, Result};
+use super::{Announcer, Chip, Error, Notice, Result};
 use crate::backend::{
     Bias, Direction, Drive, Edge, EdgeDetection, EdgeKind, LineConfig, LineRequest,
 };
@@ -96,7 +96,7 @@ pub struct Line {
     subscribers: Mutex<Vec<Subscriber>>,
     next_subscriber: AtomicU64,
     gone: AtomicBool,
-    notices: Sender<Notice>,
+    announcer: Arc<Announcer>,
 }
 
 impl std::fmt::Debug for Line {
@@ -118,7 +118,7 @@ impl Line {
         chip: Arc<Chip>,
         offset: u32,
         request: Box<dyn LineRequest>,
-        notices: Sender<Notice>,
+        announcer: Arc<Announcer>,
     ) -> Result<Self> {
         let (output, driven) = match request.direction()? {
             Direction::Input => (false, false),
@@ -146,7 +146,7 @@ impl Line {
             subscribers: Mutex::new(Vec::new()),
             next_subscriber: AtomicU64::new(1),
             gone: AtomicBool::new(false),
-            notices,
+            announcer,
         })
     }
 
@@ -343,7 +343,7 @@ impl Line {
                 let _ = subscriber.tx.try_send(event);
             }
         }
-        let _ = self.notices.send(Notice::Edge {
+        self.announcer.announce(Notice::Edge {
             global: self.global,
             counted,
         });

@@ -11,10 +11,8 @@ mod line;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::thread;
-
-use crossbeam_channel::{Receiver, Sender};
 
 use crate::backend::{Backend, BackendError, BackendEvent, ChipInfo, LineConfig};
 pub use chips::Chip;
@@ -77,6 +75,27 @@ impl From<BackendError> for Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Who hears about changes: the layer that wakes pollers and readers. It
+/// is called on the thread that saw the change (the event thread for
+/// edges, the caller of `unexport`), so it must not block.
+pub trait Listener: Send + Sync {
+    fn notice(&self, notice: Notice);
+}
+
+/// Passes notices to the listener once there is one.
+#[derive(Default)]
+pub(crate) struct Announcer {
+    listener: OnceLock<Weak<dyn Listener>>,
+}
+
+impl Announcer {
+    fn announce(&self, notice: Notice) {
+        if let Some(listener) = self.listener.get().and_then(Weak::upgrade) {
+            listener.notice(notice);
+        }
+    }
+}
+
 /// What changed, for the layer that wakes pollers and readers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Notice {
@@ -107,18 +126,14 @@ pub struct Mux {
     backend: Arc<dyn Backend>,
     consumer: String,
     registry: RwLock<Registry>,
-    notices: Sender<Notice>,
+    announcer: Arc<Announcer>,
 }
 
 impl Mux {
     /// Starts the backend and the thread that turns its events into line
-    /// events. Notices arrive on the returned receiver.
-    pub fn start(
-        backend: Arc<dyn Backend>,
-        options: Options,
-    ) -> Result<(Arc<Mux>, Receiver<Notice>)> {
+    /// events.
+    pub fn start(backend: Arc<dyn Backend>, options: Options) -> Result<Arc<Mux>> {
         let (backend_tx, backend_rx) = crossbeam_channel::unbounded();
-        let (notice_tx, notice_rx) = crossbeam_channel::unbounded();
         let mut chips = ChipTable::new(options.bases);
         for info in backend.start(backend_tx)? {
             chips.add(info);
@@ -131,7 +146,7 @@ impl Mux {
                 lines: HashMap::new(),
                 exports: 0,
             }),
-            notices: notice_tx,
+            announcer: Arc::default(),
         });
         let weak = Arc::downgrade(&mux);
         thread::Builder::new()
@@ -145,7 +160,13 @@ impl Mux {
                 }
             })
             .map_err(|e| BackendError::new(libc::EAGAIN, e.to_string()))?;
-        Ok((mux, notice_rx))
+        Ok(mux)
+    }
+
+    /// Sets who hears notices (once; the mux keeps only a weak reference,
+    /// as the listener usually owns the mux).
+    pub fn listen(&self, listener: Weak<dyn Listener>) {
+        let _ = self.announcer.listener.set(listener);
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Registry> {
@@ -154,11 +175,6 @@ impl Mux {
 
     fn write(&self) -> RwLockWriteGuard<'_, Registry> {
         self.registry.write().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn notify(&self, notice: Notice) {
-        // Nobody listening is fine: notices are hints to wake waiters.
-        let _ = self.notices.send(notice);
     }
 
     /// Present chips, in base order.
@@ -242,7 +258,7 @@ impl Mux {
             chip,
             offset,
             request,
-            self.notices.clone(),
+            self.announcer.clone(),
         )?);
         registry.lines.insert(global, line.clone());
         drop(registry);
@@ -319,7 +335,7 @@ impl Mux {
     /// Releases a line taken out of the registry and tells the layer above.
     fn retire(&self, line: &Line) {
         line.close();
-        self.notify(Notice::LineGone {
+        self.announcer.announce(Notice::LineGone {
             global: line.global,
         });
     }
