@@ -40,19 +40,25 @@ use clap::Parser;
 #[command(version, after_help = EXAMPLES)]
 struct Cli {
     /// The class directory, e.g. /sys/class/gpio or a gpiofs mount.
-    #[arg(long, value_name = "DIR", required_unless_present = "plot")]
+    #[arg(long, value_name = "DIR", required_unless_present_any = ["plot", "value_file"])]
     class_dir: Option<PathBuf>,
 
     /// Global number of an INPUT line to watch (exported if needed; set to
     /// direction in, edge both).
-    #[arg(long, value_name = "N", required_unless_present = "plot")]
+    #[arg(long, value_name = "N", required_unless_present_any = ["plot", "value_file"])]
     input: Option<u32>,
 
     /// A file where writing pull-up / pull-down alternately makes an edge
     /// on the input (gpiofs: MOUNT/sim/<label>/line<off>/pull; kernel
     /// gpio-sim: /sys/devices/platform/<dev>/<chip>/sim_gpio<off>/pull).
-    #[arg(long, value_name = "PATH", required_unless_present = "plot")]
+    #[arg(long, value_name = "PATH", required_unless_present_any = ["plot", "value_file"])]
     trigger: Option<PathBuf>,
+
+    /// Value-file mode: measure only reads/s and writes/s (pread/pwrite of
+    /// "0"/"1" at offset 0) on this one file, e.g. the FUSE floor's
+    /// MOUNT/value (contrib/bench/fuse_floor.rs); no class directory needed.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["class_dir", "plot"])]
+    value_file: Option<PathBuf>,
 
     /// An output line for the write benchmark [default: the line after
     /// --input, exported and set to out by the benchmark].
@@ -69,9 +75,27 @@ struct Cli {
     pollers: Option<Vec<usize>>,
 
     /// Edges per latency row (rows with more than 16 pollers use
-    /// proportionally fewer, at least 100) [default: 2000; --quick: 40].
+    /// proportionally fewer, at least 100, unless --row-edges says
+    /// otherwise) [default: 2000; --quick: 40].
     #[arg(long, value_name = "N")]
     edges: Option<usize>,
+
+    /// Exact edge counts for some latency rows, POLLERS=EDGES
+    /// (comma-separated), overriding --edges and its scaling for those
+    /// rows. Example: --row-edges 16=2000,128=2000,1024=500
+    #[arg(long, value_name = "P=N,...", value_delimiter = ',', value_parser = parse_row_edges)]
+    row_edges: Vec<(usize, usize)>,
+
+    /// After a poller missed the 1 s wake-up deadline, wait this much
+    /// longer before the next edge, to tell late wake-ups (slow) from lost
+    /// ones [default: 2; --quick: 0.2].
+    #[arg(long, value_name = "SECONDS")]
+    late_grace: Option<f64>,
+
+    /// Seconds for each throughput measurement (value reads, value writes,
+    /// events rate) [default: 2; --quick: 0.3].
+    #[arg(long, value_name = "SECONDS")]
+    throughput_secs: Option<f64>,
 
     /// Name of the implementation in JSON and plots [default: guessed
     /// from the file system of DIR].
@@ -101,13 +125,28 @@ struct Cli {
     phase_timeout: u64,
 }
 
+fn parse_row_edges(s: &str) -> Result<(usize, usize), String> {
+    let (p, n) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}': expected POLLERS=EDGES, e.g. 1024=500"))?;
+    let num = |t: &str| {
+        t.trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|&v| v > 0)
+            .ok_or_else(|| format!("'{s}': '{t}' is not a positive number"))
+    };
+    Ok((num(p)?, num(n)?))
+}
+
 const EXAMPLES: &str = "Examples:
   gpiofs --sim demo:32 /tmp/g &
   gpiofs-bench --class-dir /tmp/g --input 517 --trigger /tmp/g/sim/demo/line5/pull \\
       --daemon-pid $(pgrep -n gpiofs) --json gpiofs.json --svg gpiofs.svg
   gpiofs-bench --class-dir /sys/class/gpio --input 600 \\
       --trigger /sys/devices/platform/gpio-sim.0/gpiochip1/sim_gpio5/pull --json kernel.json
-  gpiofs-bench --plot kernel.json,gpiofs.json,other.json --svg all.svg";
+  gpiofs-bench --plot kernel.json,gpiofs.json,other.json --svg all.svg
+  gpiofs-bench --value-file /tmp/floor/value --label fuse-floor --json floor.json";
 
 /// Wake-up time-out: a poller that saw nothing this long after an edge
 /// missed it.
@@ -345,6 +384,8 @@ struct Setup {
     trigger_up: AtomicBool,
     quick: bool,
     edges: usize,
+    row_edges: Vec<(usize, usize)>,
+    late_grace: Duration,
     phase_timeout: Duration,
     daemon_pid: Option<i32>,
 }
@@ -476,23 +517,16 @@ fn guess_label(class: &Path) -> String {
 // ------------------------------------------------------------ throughput
 
 fn throughput(setup: &Setup, output: Option<u32>, secs: f64, json: &mut Vec<(String, Json)>) {
-    println!("\n== value read/write throughput (one open file, pread/pwrite at offset 0) ==");
+    println!(
+        "\n== value read/write throughput (one open file, pread/pwrite at offset 0; median of {RATE_WINDOWS} windows of {:.1} s) ==",
+        secs / RATE_WINDOWS as f64
+    );
     println!("{:<10} {:>8} {:>14}", "op", "line", "ops/s");
     phase(
         "value reads",
         Duration::from_secs_f64(secs) + setup.phase_timeout,
     );
-    let reads = (|| -> Result<f64, String> {
-        let fd = Fd::open(&setup.value_path(), libc::O_RDONLY).map_err(|e| e.to_string())?;
-        let mut buf = [0u8; 16];
-        let t = Instant::now();
-        let mut n = 0u64;
-        while t.elapsed().as_secs_f64() < secs {
-            fd.pread(&mut buf).map_err(|e| format!("pread: {e}"))?;
-            n += 1;
-        }
-        Ok(n as f64 / t.elapsed().as_secs_f64())
-    })();
+    let reads = read_rate(&setup.value_path(), secs);
     match &reads {
         Ok(r) => println!("{:<10} {:>8} {:>14.0}", "read", setup.input, r),
         Err(e) => println!("{:<10} {:>8} {:>14}  ({e})", "read", setup.input, "n/a"),
@@ -514,15 +548,7 @@ fn throughput(setup: &Setup, output: Option<u32>, secs: f64, json: &mut Vec<(Str
         if current != "out" {
             set_attr(&setup.class, line, "direction", "out", !exported)?;
         }
-        let fd = Fd::open(&setup.gpio(line, "value"), libc::O_WRONLY).map_err(|e| e.to_string())?;
-        let t = Instant::now();
-        let mut n = 0u64;
-        while t.elapsed().as_secs_f64() < secs {
-            let v: &[u8] = if n.is_multiple_of(2) { b"1" } else { b"0" };
-            fd.pwrite(v).map_err(|e| format!("pwrite: {e}"))?;
-            n += 1;
-        }
-        Ok(n as f64 / t.elapsed().as_secs_f64())
+        write_rate(&setup.gpio(line, "value"), secs)
     })();
     match &writes {
         Ok(r) => println!("{:<10} {:>8} {:>14.0}", "write", line, r),
@@ -533,6 +559,124 @@ fn throughput(setup: &Setup, output: Option<u32>, secs: f64, json: &mut Vec<(Str
         writes.map_or(Json::Null, Json::Num),
     ));
     json.push(("output".into(), Json::Num(line as f64)));
+}
+
+/// Throughput windows: the rate reported is the median of this many
+/// equal windows of the measuring time (one noisy window, e.g. a host
+/// hiccup under emulation, does not move it).
+const RATE_WINDOWS: usize = 3;
+
+/// Calls `op` for `secs` in RATE_WINDOWS windows; returns the median of
+/// the windows' rates (ops/s).
+fn rate(secs: f64, mut op: impl FnMut(u64) -> Result<(), String>) -> Result<f64, String> {
+    let mut rates = Vec::with_capacity(RATE_WINDOWS);
+    let mut n = 0u64;
+    for _ in 0..RATE_WINDOWS {
+        let t = Instant::now();
+        let start = n;
+        while t.elapsed().as_secs_f64() < secs / RATE_WINDOWS as f64 {
+            op(n)?;
+            n += 1;
+        }
+        rates.push((n - start) as f64 / t.elapsed().as_secs_f64());
+    }
+    rates.sort_by(|a, b| a.total_cmp(b));
+    Ok(rates[RATE_WINDOWS / 2])
+}
+
+/// pread(2)s of `path` at offset 0 per second, for `secs`.
+fn read_rate(path: &Path, secs: f64) -> Result<f64, String> {
+    let fd = Fd::open(path, libc::O_RDONLY).map_err(|e| format!("open {}: {e}", path.display()))?;
+    let mut buf = [0u8; 16];
+    rate(secs, |_| {
+        fd.pread(&mut buf)
+            .map(|_| ())
+            .map_err(|e| format!("pread: {e}"))
+    })
+}
+
+/// pwrite(2)s of "1"/"0" (alternately) to `path` at offset 0 per second.
+fn write_rate(path: &Path, secs: f64) -> Result<f64, String> {
+    let fd = Fd::open(path, libc::O_WRONLY).map_err(|e| format!("open {}: {e}", path.display()))?;
+    rate(secs, |n| {
+        let v: &[u8] = if n.is_multiple_of(2) { b"1" } else { b"0" };
+        fd.pwrite(v).map(|_| ()).map_err(|e| format!("pwrite: {e}"))
+    })
+}
+
+/// --value-file: reads/s and writes/s of one file (the FUSE floor), with
+/// the same loops and JSON keys as the class-directory throughput table.
+fn value_file_mode(cli: &Cli, path: &Path) -> Result<(), String> {
+    start_watchdog_and_signals();
+    let secs = cli
+        .throughput_secs
+        .unwrap_or(if cli.quick { 0.3 } else { 2.0 });
+    let label = cli
+        .label
+        .clone()
+        .unwrap_or_else(|| guess_label(path.parent().unwrap_or(Path::new("/"))));
+    let timeout = Duration::from_secs(cli.phase_timeout.max(1));
+    println!("gpiofs-bench: {label}, value file {}", path.display());
+    println!(
+        "\n== value read/write throughput (one open file, pread/pwrite at offset 0; median of {RATE_WINDOWS} windows of {:.1} s) ==",
+        secs / RATE_WINDOWS as f64
+    );
+    println!("{:<10} {:>14}", "op", "ops/s");
+    let mut json: Vec<(String, Json)> = vec![
+        ("tool".into(), Json::Str("gpiofs-bench".into())),
+        ("format".into(), Json::Num(1.0)),
+        ("label".into(), Json::Str(label)),
+        ("value_file".into(), Json::Str(path.display().to_string())),
+        ("kernel".into(), Json::Str(kernel_release())),
+        (
+            "cpus".into(),
+            Json::Num(thread::available_parallelism().map_or(1, |n| n.get()) as f64),
+        ),
+        ("quick".into(), Json::Bool(cli.quick)),
+    ];
+    let mut failed = None;
+    for (op, key) in [
+        ("read", "value_reads_per_s"),
+        ("write", "value_writes_per_s"),
+    ] {
+        phase(
+            &format!("value {op}s"),
+            Duration::from_secs_f64(secs) + timeout,
+        );
+        let r = if op == "read" {
+            read_rate(path, secs)
+        } else {
+            write_rate(path, secs)
+        };
+        match &r {
+            Ok(v) => println!("{op:<10} {v:>14.0}"),
+            Err(e) => {
+                println!("{op:<10} {:>14}  ({e})", "n/a");
+                failed.get_or_insert_with(|| e.clone());
+            }
+        }
+        json.push((key.into(), r.map_or(Json::Null, Json::Num)));
+    }
+    *lock(&PHASE) = None;
+    if let Some(out) = &cli.json {
+        std::fs::write(out, Json::Obj(json).to_text())
+            .map_err(|e| format!("{}: {e}", out.display()))?;
+        println!("\nwrote {}", out.display());
+    }
+    match failed {
+        Some(e) => Err(format!("{}: {e}", path.display())),
+        None => Ok(()),
+    }
+}
+
+fn kernel_release() -> String {
+    // SAFETY: uname fills a struct we own.
+    let mut uname: libc::utsname = unsafe { std::mem::zeroed() };
+    unsafe { libc::uname(&mut uname) };
+    // SAFETY: uname NUL-terminates the field.
+    unsafe { std::ffi::CStr::from_ptr(uname.release.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 // --------------------------------------------------------------- pollers
@@ -550,6 +694,17 @@ struct PollShared {
     /// Re-arm reads that failed (the file is dropped from its epoll set).
     errors: AtomicUsize,
     signal: (Mutex<()>, Condvar),
+}
+
+/// One edge seen by a poller set.
+struct EdgeResult {
+    /// First and last wake-up, µs after the trigger, among the pollers
+    /// that woke within WAKE_TIMEOUT.
+    span: Option<(f64, f64)>,
+    /// Pollers that did not wake within WAKE_TIMEOUT.
+    missed: usize,
+    /// Of those, the ones that woke within the grace after it.
+    late: usize,
 }
 
 /// P open files of `value`, watched by min(P, 16) threads with epoll.
@@ -623,13 +778,18 @@ impl PollerSet {
     /// Makes one edge and waits until every poller woke and re-armed (or
     /// the time-out). Returns (first, last) wake in µs after the trigger
     /// and the number of pollers that missed it.
-    fn measure_edge(&self, setup: &Setup, id: u64) -> Result<(Option<(f64, f64)>, usize), String> {
+    /// Makes one edge and waits until every poller woke and re-armed (or
+    /// WAKE_TIMEOUT plus `grace`). Returns (first, last) wake in µs after
+    /// the trigger among the pollers that woke within WAKE_TIMEOUT, the
+    /// number that did not (missed), and how many of those woke later,
+    /// within the grace (late: slow, not lost).
+    fn measure_edge(&self, setup: &Setup, id: u64, grace: Duration) -> Result<EdgeResult, String> {
         let s = &self.shared;
         let n = self.len();
         s.done.store(0, Ordering::SeqCst);
         s.edge.store(id, Ordering::SeqCst);
         let trigger = setup.edge()?;
-        let deadline = Instant::now() + WAKE_TIMEOUT;
+        let deadline = Instant::now() + WAKE_TIMEOUT + grace;
         {
             let mut guard = lock(&s.signal.0);
             while s.done.load(Ordering::SeqCst) < n {
@@ -645,20 +805,29 @@ impl PollerSet {
                     .0;
             }
         }
+        let limit = trigger + WAKE_TIMEOUT.as_nanos() as u64;
         let mut first = u64::MAX;
         let mut last = 0u64;
         let mut woke = 0;
+        let mut late = 0;
         for i in 0..n {
             if s.woke_edge[i].load(Ordering::SeqCst) == id {
                 let t = s.wake_ns[i].load(Ordering::SeqCst);
+                if t > limit {
+                    late += 1;
+                    continue;
+                }
                 first = first.min(t);
                 last = last.max(t);
                 woke += 1;
             }
         }
         let us = |t: u64| t.saturating_sub(trigger) as f64 / 1000.0;
-        let span = (woke > 0).then(|| (us(first), us(last)));
-        Ok((span, n - woke))
+        Ok(EdgeResult {
+            span: (woke > 0).then(|| (us(first), us(last))),
+            missed: n - woke,
+            late,
+        })
     }
 }
 
@@ -711,11 +880,12 @@ fn latency(setup: &Setup, counts: &[usize], fd_limit: u64) -> Vec<Json> {
     );
     println!(
         "pollers: P open files of value over min(P,{MAX_POLL_THREADS}) threads, each epoll_wait()ing \
-         (EPOLLPRI, level-triggered) and re-arming with pread at 0; missed = no wake within {:?}",
-        WAKE_TIMEOUT
+         (EPOLLPRI, level-triggered) and re-arming with pread at 0; missed = no wake within {:?} \
+         (of which late = woke within {:?} more)",
+        WAKE_TIMEOUT, setup.late_grace
     );
     println!(
-        "{:>7} {:>7} {:>6} | {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9} | {:>6} {:>6} {:>6}",
+        "{:>7} {:>7} {:>6} | {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9} | {:>6} {:>6} {:>6} {:>6}",
         "pollers",
         "threads",
         "edges",
@@ -726,6 +896,7 @@ fn latency(setup: &Setup, counts: &[usize], fd_limit: u64) -> Vec<Json> {
         "median",
         "p99",
         "missed",
+        "late",
         "extra",
         "errors"
     );
@@ -740,9 +911,15 @@ fn latency(setup: &Setup, counts: &[usize], fd_limit: u64) -> Vec<Json> {
             continue;
         }
         let floor = if setup.quick { 10 } else { 100 };
-        let edges = (setup.edges * MAX_POLL_THREADS / p.max(MAX_POLL_THREADS))
+        let scaled = (setup.edges * MAX_POLL_THREADS / p.max(MAX_POLL_THREADS))
             .max(floor)
             .min(setup.edges.max(1));
+        let edges = setup
+            .row_edges
+            .iter()
+            .rev()
+            .find(|(rp, _)| *rp == p)
+            .map_or(scaled, |&(_, n)| n);
         phase(
             &format!("latency with {p} pollers"),
             setup.phase_timeout + WAKE_TIMEOUT * 20,
@@ -760,11 +937,15 @@ fn latency(setup: &Setup, counts: &[usize], fd_limit: u64) -> Vec<Json> {
         let mut lasts = Vec::new();
         let mut missed_edges = 0usize;
         let mut missed_wakes = 0usize;
+        let mut late_wakes = 0usize;
         let mut error = None;
+        let mut measured = 0usize;
         for _ in 0..edges {
             edge_id += 1;
-            match set.measure_edge(setup, edge_id) {
-                Ok((span, missed)) => {
+            measured += 1;
+            match set.measure_edge(setup, edge_id, setup.late_grace) {
+                Ok(EdgeResult { span, missed, late }) => {
+                    late_wakes += late;
                     if let Some((f, l)) = span {
                         firsts.push(f);
                         if missed == 0 {
@@ -798,10 +979,10 @@ fn latency(setup: &Setup, counts: &[usize], fd_limit: u64) -> Vec<Json> {
             s.map_or("n/a".to_string(), |s| format!("{:.1}", k(&s)))
         };
         println!(
-            "{:>7} {:>7} {:>6} | {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9} | {:>6} {:>6} {:>6}{}",
+            "{:>7} {:>7} {:>6} | {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9} | {:>6} {:>6} {:>6} {:>6}{}",
             p,
             threads,
-            edges,
+            measured,
             cell(f, |s| s.min),
             cell(f, |s| s.median),
             cell(f, |s| s.p99),
@@ -809,6 +990,7 @@ fn latency(setup: &Setup, counts: &[usize], fd_limit: u64) -> Vec<Json> {
             cell(l, |s| s.median),
             cell(l, |s| s.p99),
             missed_wakes,
+            late_wakes,
             extra,
             errors,
             error.as_ref().map_or(String::new(), |e| format!("  ({e})"))
@@ -817,11 +999,15 @@ fn latency(setup: &Setup, counts: &[usize], fd_limit: u64) -> Vec<Json> {
             ("pollers", Json::Num(p as f64)),
             ("threads", Json::Num(threads as f64)),
             ("edges", Json::Num(edges as f64)),
+            ("edges_measured", Json::Num(measured as f64)),
             ("mode", Json::Str("epoll-lt".into())),
             ("first_us", stats_json(f)),
             ("last_us", stats_json(l)),
             ("missed_edges", Json::Num(missed_edges as f64)),
             ("missed_wakes", Json::Num(missed_wakes as f64)),
+            ("late_wakes", Json::Num(late_wakes as f64)),
+            ("lost_wakes", Json::Num((missed_wakes - late_wakes) as f64)),
+            ("late_grace_s", Json::Num(setup.late_grace.as_secs_f64())),
             ("extra_wakes", Json::Num(extra as f64)),
             ("rearm_errors", Json::Num(errors as f64)),
             ("error", error.map_or(Json::Null, Json::Str)),
@@ -1512,6 +1698,9 @@ impl JsonParser<'_> {
 struct Series {
     label: String,
     points: Vec<(f64, f64, f64)>,
+    /// Rows where some poller missed an edge: (pollers, missed wake-ups,
+    /// edges measured).
+    missed: Vec<(f64, f64, f64)>,
 }
 
 fn series_from_json(j: &Json, fallback: &str) -> Series {
@@ -1520,9 +1709,21 @@ fn series_from_json(j: &Json, fallback: &str) -> Series {
         _ => fallback.to_string(),
     };
     let mut points = Vec::new();
+    let mut missed = Vec::new();
     if let Some(Json::Arr(rows)) = j.get("latency") {
         for r in rows {
             let p = r.get("pollers").and_then(Json::num);
+            let m = r.get("missed_wakes").and_then(Json::num).unwrap_or(0.0);
+            if let Some(p) = p
+                && m > 0.0
+            {
+                let e = r
+                    .get("edges_measured")
+                    .or_else(|| r.get("edges"))
+                    .and_then(Json::num)
+                    .unwrap_or(0.0);
+                missed.push((p, m, e));
+            }
             let last = r.get("last_us");
             let med = last.and_then(|l| l.get("median")).and_then(Json::num);
             let p99 = last.and_then(|l| l.get("p99")).and_then(Json::num);
@@ -1535,7 +1736,11 @@ fn series_from_json(j: &Json, fallback: &str) -> Series {
         }
     }
     points.sort_by(|a, b| a.0.total_cmp(&b.0));
-    Series { label, points }
+    Series {
+        label,
+        points,
+        missed,
+    }
 }
 
 fn esc(s: &str) -> String {
@@ -1555,6 +1760,8 @@ fn svg_plot(series: &[Series], title: &str) -> String {
         "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
     ];
     let all: Vec<&(f64, f64, f64)> = series.iter().flat_map(|s| &s.points).collect();
+    // x positions also for rows that only have missed wake-ups
+    let missed_xs = series.iter().flat_map(|s| s.missed.iter().map(|m| m.0));
     let mut svg = String::new();
     let _ = writeln!(
         svg,
@@ -1577,8 +1784,9 @@ fn svg_plot(series: &[Series], title: &str) -> String {
         return svg;
     }
     // x: log2(pollers); y: log10(µs), whole decades.
-    let xmin = all.iter().map(|p| p.0).fold(f64::MAX, f64::min).max(1.0);
-    let xmax = all.iter().map(|p| p.0).fold(0.0, f64::max).max(xmin * 2.0);
+    let xs_all: Vec<f64> = all.iter().map(|p| p.0).chain(missed_xs).collect();
+    let xmin = xs_all.iter().copied().fold(f64::MAX, f64::min).max(1.0);
+    let xmax = xs_all.iter().copied().fold(0.0, f64::max).max(xmin * 2.0);
     let ylo = all.iter().map(|p| p.1).fold(f64::MAX, f64::min).max(0.01);
     let yhi = all.iter().map(|p| p.2).fold(0.0, f64::max).max(ylo * 10.0);
     let (d0, d1) = (ylo.log10().floor(), yhi.log10().ceil());
@@ -1604,7 +1812,7 @@ fn svg_plot(series: &[Series], title: &str) -> String {
             y + 4.0
         );
     }
-    let mut xs: Vec<f64> = all.iter().map(|p| p.0).collect();
+    let mut xs: Vec<f64> = xs_all.clone();
     xs.sort_by(|a, b| a.total_cmp(b));
     xs.dedup();
     for x in xs {
@@ -1670,15 +1878,35 @@ fn svg_plot(series: &[Series], title: &str) -> String {
             );
         }
         let ly = T + 18.0 + 20.0 * i as f64;
+        let note = if s.missed.is_empty() {
+            String::new()
+        } else {
+            " (✗ N: N wake-ups missed, i.e. not within 1 s)".to_string()
+        };
         let _ = writeln!(
             svg,
-            r#"<line x1="{:.1}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="{c}" stroke-width="2.5"/><text x="{:.1}" y="{:.1}">{}</text>"#,
+            r#"<line x1="{:.1}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="{c}" stroke-width="2.5"/><text x="{:.1}" y="{:.1}">{}{}</text>"#,
             L + 12.0,
             L + 40.0,
             L + 46.0,
             ly + 4.0,
-            esc(&s.label)
+            esc(&s.label),
+            esc(&note)
         );
+        // Rows with missed wake-ups: a cross and the count, near the
+        // bottom of the plot, one line per series.
+        for &(p, m, e) in &s.missed {
+            let x = px(p);
+            let y = H - B - 10.0 - 16.0 * i as f64;
+            let anchor = if x > W - R - 120.0 { "end" } else { "start" };
+            let dx = if anchor == "end" { -8.0 } else { 8.0 };
+            let _ = writeln!(
+                svg,
+                r#"<g><title>{}: {p} pollers, {m} wake-ups missed over {e} edges</title><text x="{x:.1}" y="{y:.1}" text-anchor="middle" fill="{c}" font-weight="bold">✗</text><text x="{:.1}" y="{y:.1}" text-anchor="{anchor}" fill="{c}" font-size="11">{m}</text></g>"#,
+                esc(&s.label),
+                x + dx,
+            );
+        }
     }
     let _ = writeln!(
         svg,
@@ -1711,6 +1939,9 @@ fn plot_mode(files: &[PathBuf], svg: Option<&Path>) -> Result<(), String> {
 fn run(cli: Cli) -> Result<(), String> {
     if !cli.plot.is_empty() {
         return plot_mode(&cli.plot, cli.svg.as_deref());
+    }
+    if let Some(path) = cli.value_file.clone() {
+        return value_file_mode(&cli, &path);
     }
     let (Some(class), Some(input), Some(trigger)) = (cli.class_dir, cli.input, cli.trigger) else {
         return Err("--class-dir, --input and --trigger are required".into());
@@ -1751,6 +1982,12 @@ fn run(cli: Cli) -> Result<(), String> {
         trigger_up: AtomicBool::new(level == "1"),
         quick,
         edges,
+        row_edges: cli.row_edges.clone(),
+        late_grace: Duration::from_secs_f64(
+            cli.late_grace
+                .unwrap_or(if quick { 0.2 } else { 2.0 })
+                .clamp(0.0, 60.0),
+        ),
         phase_timeout,
         daemon_pid: cli.daemon_pid,
     };
@@ -1768,12 +2005,7 @@ fn run(cli: Cli) -> Result<(), String> {
         ));
     }
 
-    let mut uname: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: uname fills a struct we own.
-    unsafe { libc::uname(&mut uname) };
-    let release = unsafe { std::ffi::CStr::from_ptr(uname.release.as_ptr()) }
-        .to_string_lossy()
-        .into_owned();
+    let release = kernel_release();
     let cpus = thread::available_parallelism().map_or(1, |n| n.get());
     println!("gpiofs-bench: {label} at {}", class.display());
     println!(
@@ -1796,7 +2028,10 @@ fn run(cli: Cli) -> Result<(), String> {
         ("cpus".into(), Json::Num(cpus as f64)),
         ("quick".into(), Json::Bool(quick)),
     ];
-    let secs = if quick { 0.3 } else { 2.0 };
+    let secs = cli
+        .throughput_secs
+        .filter(|s| *s > 0.0)
+        .unwrap_or(if quick { 0.3 } else { 2.0 });
     let rss_files = if quick { 256 } else { 1024 };
     let rss = measure_rss(&setup, rss_files, fd_limit);
     throughput(&setup, cli.output, secs, &mut json);

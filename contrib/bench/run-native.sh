@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# contrib/bench/run-native.sh: the native benchmark of gpiofs, in one
+# command, on this machine's kernel with no GPIO hardware: builds
+# everything, then measures with src/bin/gpiofs-bench.rs
+#   floor    a minimal fuser file (contrib/bench/fuse_floor.rs), the FUSE floor
+#   gpiofs   target/release/gpiofs --sim bench:8 (the simulator backend; the
+#            trigger is its sim/bench/line0/pull file)
+# and writes <name>.json, <name>.txt, <name>.log, wakeup.svg and summary.md
+# into the results directory. (The kernel's sysfs and gpiod-sysfs-proxy need
+# a GPIO chip: contrib/bench/run-vm.sh measures all of them in a VM.)
+#
+# usage: contrib/bench/run-native.sh [--out DIR] [--quick]
+#   --out DIR   results directory [default: target/bench/native-<date>-<time>,
+#               and target/bench/native-latest points at it]
+#   --quick     a smoke run (numbers mean nothing)
+# Environment: GPIOFS_BENCH_EDGES (edges per latency row, 2000 for every
+# row), GPIOFS_BENCH_SECS (seconds per throughput measurement, 3).
+# Needs /dev/fuse and root (or fusermount3). Takes about 2 minutes.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+log() { echo "bench: $*" >&2; }
+die() {
+	echo "bench: ERROR: $*" >&2
+	exit 1
+}
+usage() {
+	sed -n '/^# usage:/,/^# Environment:/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
+	exit 2
+}
+
+OUT=
+QUICK=
+while (($#)); do
+	case $1 in
+	--out) OUT=${2:?--out needs a directory}; shift 2 ;;
+	--quick) QUICK=1; shift ;;
+	-h | --help) usage ;;
+	*) echo "bench: unknown option '$1'" >&2; usage ;;
+	esac
+done
+cd "$REPO"
+T0=$SECONDS
+if [[ -z $OUT ]]; then
+	OUT=target/bench/native-$(date +%Y%m%d-%H%M%S)
+	mkdir -p target/bench
+	ln -sfn "${OUT##*/}" target/bench/native-latest
+fi
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd -P)
+[[ -c /dev/fuse ]] || die "no /dev/fuse: FUSE is needed"
+
+log "cargo build --release (gpiofs, gpiofs-bench, fuse_floor)"
+cargo build --release --bins -q || die "cargo build failed"
+cargo build --release --example fuse_floor -q || die "cargo build --example fuse_floor failed"
+if awk '{ exit !($1 >= 0.5) }' /proc/loadavg; then
+	log "warning: the machine is busy (load $(cut -d' ' -f1 /proc/loadavg)): numbers will be noisy"
+fi
+
+BENCH=$REPO/target/release/gpiofs-bench
+EDGES=${GPIOFS_BENCH_EDGES:-2000}
+SECS=${GPIOFS_BENCH_SECS:-3}
+COMMON=(--throughput-secs "$SECS" --phase-timeout 1200 --edges "$EDGES"
+	--row-edges "1=$EDGES,16=$EDGES,128=$EDGES,1024=$EDGES")
+QS=(--throughput-secs "$SECS")
+if [[ -n $QUICK ]]; then
+	COMMON=(--quick)
+	QS=(--quick)
+fi
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpiofs-bench.XXXXXX")
+PIDS=()
+# shellcheck disable=SC2317 # called from the EXIT trap
+cleanup() {
+	local p m
+	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	sleep 0.5
+	for m in "$WORK"/floor "$WORK"/gpiofs; do unmount "$m"; done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+unmount() { # DIR: unmount DIR if it is a mount (also when its daemon died)
+	if awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; then
+		fusermount3 -u "$1" 2>/dev/null || umount -l "$1" 2>/dev/null || true
+	fi
+}
+wait_for() { # PATH PID SECONDS
+	local i
+	for ((i = 0; i < $3 * 10; i++)); do
+		[[ -e $1 ]] && return 0
+		kill -0 "$2" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+stop() { # PID MOUNT
+	local i
+	kill -TERM "$1" 2>/dev/null || true
+	for ((i = 0; i < 50; i++)); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+	kill -KILL "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+	unmount "$2"
+}
+rc=0
+run_bench() { # NAME ARGS...
+	local name=$1 t0=$SECONDS r=0
+	shift
+	echo "# ---- $name: gpiofs-bench $*"
+	"$BENCH" --label "$name" --json "$OUT/$name.json" "$@" 2>&1 | tee "$OUT/$name.txt" || r=${PIPESTATUS[0]}
+	echo "# ---- $name took $((SECONDS - t0)) s (exit $r)"
+	((r == 0)) || rc=1
+}
+
+echo "host: $(uname -r), $(nproc) CPUs; gpiofs $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?'); load before: $(cut -d' ' -f1-3 /proc/loadavg)" >"$OUT/host.txt"
+exec 3>&1 4>&2
+exec > >(tee "$OUT/output.log") 2>&1
+TEE=$!
+echo "# native: kernel $(uname -r), $(nproc) CPUs; edges per row $EDGES; throughput ${SECS} s"
+
+mkdir -p "$WORK/floor"
+"$REPO/target/release/examples/fuse_floor" "$WORK/floor" >"$OUT/floor.log" 2>&1 &
+fpid=$!
+PIDS+=("$fpid")
+if wait_for "$WORK/floor/value" "$fpid" 30; then
+	run_bench floor --value-file "$WORK/floor/value" "${QS[@]}"
+else
+	echo "# floor: the fuse_floor mount did not come up (log: $OUT/floor.log)"
+	rc=1
+fi
+stop "$fpid" "$WORK/floor"
+
+"$REPO/target/release/gpiofs" --sim bench:8 "$WORK/gpiofs" >"$OUT/gpiofs.log" 2>&1 &
+gpid=$!
+PIDS+=("$gpid")
+if wait_for "$WORK/gpiofs/gpiochip512/label" "$gpid" 30 &&
+	[[ $(cat "$WORK/gpiofs/gpiochip512/label") == bench ]]; then
+	run_bench gpiofs --class-dir "$WORK/gpiofs" --input 512 --output 513 \
+		--trigger "$WORK/gpiofs/sim/bench/line0/pull" --daemon-pid "$gpid" "${COMMON[@]}"
+else
+	echo "# gpiofs: the mount did not come up with gpiochip512 (log: $OUT/gpiofs.log)"
+	rc=1
+fi
+stop "$gpid" "$WORK/gpiofs"
+exec 1>&3 2>&4
+wait "$TEE" 2>/dev/null || true
+
+[[ -s $OUT/gpiofs.json ]] && "$BENCH" --plot "$OUT/gpiofs.json" --svg "$OUT/wakeup.svg" >/dev/null
+if ls "$OUT"/*.json >/dev/null 2>&1; then
+	bash "$HERE/run-vm.sh" --report "$OUT" >"$OUT/summary.md" || log "the summary failed"
+	echo
+	cat "$OUT/summary.md"
+fi
+echo
+log "took $((SECONDS - T0)) s; results in $OUT (summary.md, wakeup.svg, *.json, *.txt, *.log)"
+exit "$rc"
