@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use super::{Announcer, Chip, Error, Notice, Result};
+use super::{Announcer, Error, Notice, Result};
 use crate::backend::{
     Bias, Direction, Drive, Edge, EdgeDetection, EdgeKind, LineConfig, LineRequest,
 };
@@ -84,8 +84,6 @@ pub struct Line {
     /// Counts exports across all lines, so a re-exported line is told
     /// apart from its earlier self.
     pub serial: u64,
-    pub chip: Arc<Chip>,
-    pub offset: u32,
     /// `None` once released; readers never hold the settings lock while
     /// they talk to the backend.
     request: RwLock<Option<Box<dyn LineRequest>>>,
@@ -115,8 +113,6 @@ impl Line {
     pub(super) fn new(
         global: u32,
         serial: u64,
-        chip: Arc<Chip>,
-        offset: u32,
         request: Box<dyn LineRequest>,
         announcer: Arc<Announcer>,
     ) -> Result<Self> {
@@ -127,8 +123,6 @@ impl Line {
         Ok(Self {
             global,
             serial,
-            chip,
-            offset,
             request: RwLock::new(Some(request)),
             settings: Mutex::new(Settings {
                 output,

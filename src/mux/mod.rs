@@ -255,8 +255,6 @@ impl Mux {
         let line = Arc::new(Line::new(
             global,
             registry.exports,
-            chip,
-            offset,
             request,
             self.announcer.clone(),
         )?);
