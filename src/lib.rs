@@ -12,3 +12,9 @@
 pub mod backend;
 pub mod fs;
 pub mod mux;
+
+/// Locks a mutex even if a thread panicked while holding it: one failed
+/// request must not take every line down with it.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

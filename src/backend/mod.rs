@@ -12,8 +12,6 @@ pub mod sim;
 use std::fmt;
 use std::sync::Arc;
 
-use crossbeam_channel::Sender;
-
 /// Identifies a chip for as long as it is present (its device name, e.g.
 /// `gpiochip0`).
 pub type ChipName = Arc<str>;
@@ -166,11 +164,19 @@ impl std::error::Error for BackendError {}
 
 pub type Result<T> = std::result::Result<T, BackendError>;
 
+/// Where a backend delivers its events: called directly on the thread that
+/// saw the event (the character device's event thread; for the simulator,
+/// the thread whose change made the edge), so an edge reaches pollers
+/// without a thread hand-off. Backends call it with none of their own
+/// locks held, so it may call back into them. Returns false once nobody
+/// listens any more.
+pub type EventSink = Arc<dyn Fn(BackendEvent) -> bool + Send + Sync>;
+
 /// A source of GPIO chips.
 pub trait Backend: Send + Sync {
     /// Starts delivering [`BackendEvent`]s to `events` and returns the chips
     /// present now. Called once, before any request.
-    fn start(&self, events: Sender<BackendEvent>) -> Result<Vec<ChipInfo>>;
+    fn start(&self, events: EventSink) -> Result<Vec<ChipInfo>>;
 
     /// Who holds each line of `chip` right now.
     fn line_usage(&self, chip: &str, offset: u32) -> Result<LineUsage>;

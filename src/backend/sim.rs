@@ -6,14 +6,14 @@
 //! change recomputes all levels and reports edges on inputs that asked for
 //! them, like gpio-sim's interrupt simulator.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-
-use crossbeam_channel::Sender;
 
 use super::{
     Backend, BackendError, BackendEvent, Bias, ChipInfo, Direction, Drive, Edge, EdgeKind,
-    LineConfig, LineRequest, LineUsage, Result,
+    EventSink, LineConfig, LineRequest, LineUsage, Result,
 };
+use crate::lock;
 
 /// A line address inside the simulator: (chip index, offset).
 type Pin = (usize, u32);
@@ -52,10 +52,25 @@ pub struct SimBackend {
 }
 
 /// What requests share with their backend.
-#[derive(Debug)]
 struct Inner {
     state: Mutex<State>,
-    events: OnceLock<Sender<BackendEvent>>,
+    events: OnceLock<EventSink>,
+    outbox: Mutex<Outbox>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner").field("state", &self.state).finish()
+    }
+}
+
+/// Edges made but not delivered yet. They are queued under the state lock,
+/// so in the order they happened, and delivered with no lock held by one
+/// thread at a time, so in that order too.
+#[derive(Default)]
+struct Outbox {
+    edges: VecDeque<BackendEvent>,
+    delivering: bool,
 }
 
 /// A `--sim` chip specification.
@@ -131,6 +146,7 @@ impl SimBackend {
                     next_request_id: 1,
                 }),
                 events: OnceLock::new(),
+                outbox: Mutex::default(),
             }),
         })
     }
@@ -158,6 +174,8 @@ impl SimBackend {
         }
         state.wires.push((from, to));
         self.inner.settle(&mut state);
+        drop(state);
+        self.inner.deliver();
         Ok(())
     }
 
@@ -174,6 +192,8 @@ impl SimBackend {
             .map_err(|_| BackendError::new(libc::ENODEV, "no such simulated line"))?;
         let result = f(&mut state.chips[c].1[o as usize])?;
         self.inner.settle(&mut state);
+        drop(state);
+        self.inner.deliver();
         Ok(result)
     }
 
@@ -212,11 +232,41 @@ impl SimBackend {
 
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic elsewhere must not take the simulator down with it.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
 
-    /// Recomputes every level and reports the edges that inputs asked for.
+    /// Delivers queued edges, unless another thread already is (it takes
+    /// ours too). The sink may change the simulator again: its edges join
+    /// the queue.
+    fn deliver(&self) {
+        let Some(sink) = self.events.get() else {
+            return;
+        };
+        {
+            let mut outbox = lock(&self.outbox);
+            if outbox.delivering {
+                return;
+            }
+            outbox.delivering = true;
+        }
+        loop {
+            let next = {
+                let mut outbox = lock(&self.outbox);
+                let next = outbox.edges.pop_front();
+                outbox.delivering = next.is_some();
+                next
+            };
+            match next {
+                Some(event) => {
+                    sink(event);
+                }
+                None => return,
+            }
+        }
+    }
+
+    /// Recomputes every level and queues the edges that inputs asked for;
+    /// [`Inner::deliver`] sends them once the state lock is released.
     fn settle(&self, state: &mut State) {
         let levels: Vec<Vec<bool>> = (0..state.chips.len())
             .map(|c| {
@@ -248,17 +298,15 @@ impl Inner {
                     continue;
                 }
                 held.seqno += 1;
-                if let Some(events) = self.events.get() {
-                    let _ = events.send(BackendEvent::Edge {
-                        chip: info.name.clone(),
-                        offset: o as u32,
-                        edge: Edge {
-                            kind,
-                            timestamp_ns: now,
-                            line_seqno: held.seqno,
-                        },
-                    });
-                }
+                lock(&self.outbox).edges.push_back(BackendEvent::Edge {
+                    chip: info.name.clone(),
+                    offset: o as u32,
+                    edge: Edge {
+                        kind,
+                        timestamp_ns: now,
+                        line_seqno: held.seqno,
+                    },
+                });
             }
         }
     }
@@ -279,6 +327,8 @@ impl Inner {
         let mut state = self.lock();
         f(state.requested_line(pin, id)?)?;
         self.settle(&mut state);
+        drop(state);
+        self.deliver();
         Ok(())
     }
 }
@@ -357,7 +407,7 @@ fn apply_config(line: &mut SimLine, held: &mut Held, config: &LineConfig) {
 }
 
 impl Backend for SimBackend {
-    fn start(&self, events: Sender<BackendEvent>) -> Result<Vec<ChipInfo>> {
+    fn start(&self, events: EventSink) -> Result<Vec<ChipInfo>> {
         self.inner
             .events
             .set(events)
@@ -403,6 +453,10 @@ impl Backend for SimBackend {
         };
         apply_config(line, &mut held, config);
         line.request = Some(held);
+        // Not delivered here: the caller may hold locks its listener needs
+        // (the multiplexer's registry). A new request changes levels only if
+        // its config drives or pulls, and then its edges go out with the
+        // next change.
         self.inner.settle(&mut state);
         drop(state);
         Ok(Box::new(SimRequest {
@@ -466,6 +520,8 @@ impl Drop for SimRequest {
         if line.request.as_ref().map(|h| h.id) == Some(self.id) {
             line.request = None;
             self.inner.settle(&mut state);
+            drop(state);
+            self.inner.deliver();
         }
     }
 }

@@ -4,16 +4,13 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use fuser::{PollEvents, PollNotifier};
 
 use super::node::{GpioEntry, Node};
+use crate::lock;
 use crate::mux::{Line, StreamEvent, Subscription};
-
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 pub(super) struct OpenFile {
     pub(super) node: Node,

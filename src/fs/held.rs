@@ -13,7 +13,8 @@ use std::sync::Arc;
 use fuser::{Errno, ReplyData};
 
 use super::Shared;
-use super::files::{OpenFile, lock};
+use super::files::OpenFile;
+use crate::lock;
 
 /// How a read ends.
 pub(super) enum Outcome {

@@ -2,8 +2,9 @@
 //! `events` stream, or `value` under `--blocking-value`).
 
 use super::Shared;
-use super::files::{OpenFile, lock};
+use super::files::OpenFile;
 use super::held::Outcome;
+use crate::lock;
 
 impl Shared {
     /// Whether a read at `offset` waits for data (see `hold`) instead of

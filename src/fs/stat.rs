@@ -7,8 +7,8 @@ use fuser::{FileAttr, FileType, INodeNo, TimeOrNow};
 
 use super::Shared;
 use super::attr::PAGE_SIZE;
-use super::files::lock;
 use super::node::Node;
+use crate::lock;
 
 /// Owner, mode and times a node has after chown, chmod or utimes (kernfs
 /// keeps them for as long as the node exists).

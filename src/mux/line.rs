@@ -1,8 +1,8 @@
 //! One exported line: its request, its sysfs-visible settings, its event
 //! counter and the queues of its stream subscribers.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
@@ -10,6 +10,7 @@ use super::{Announcer, Error, Notice, Result};
 use crate::backend::{
     Bias, Direction, Drive, Edge, EdgeDetection, EdgeKind, LineConfig, LineRequest,
 };
+use crate::lock;
 
 /// How many events a subscriber's queue keeps (the newest ones).
 pub const STREAM_CAPACITY: usize = 1024;
@@ -44,8 +45,6 @@ struct Settings {
     debounce_us: u32,
     /// Open event streams; while there are any, inputs detect both edges.
     streams: usize,
-    /// The last kernel sequence number seen, to carry its gaps over.
-    kernel_seqno: u32,
 }
 
 impl Settings {
@@ -88,6 +87,11 @@ pub struct Line {
     /// they talk to the backend.
     request: RwLock<Option<Box<dyn LineRequest>>>,
     settings: Mutex<Settings>,
+    /// The `edge` setting, for the edge path: settings stay locked while
+    /// the backend reconfigures, and the backend may deliver edges then.
+    counted_edges: Mutex<EdgeDetection>,
+    /// The last kernel sequence number seen, to carry its gaps over.
+    kernel_seqno: AtomicU32,
     /// Counted events, starting at 1 like kernfs's `on->event`.
     events: AtomicU64,
     seqno: AtomicU64,
@@ -103,10 +107,6 @@ impl std::fmt::Debug for Line {
             .field("global", &self.global)
             .finish()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Line {
@@ -133,8 +133,9 @@ impl Line {
                 drive: Drive::PushPull,
                 debounce_us: 0,
                 streams: 0,
-                kernel_seqno: 0,
             }),
+            counted_edges: Mutex::new(EdgeDetection::None),
+            kernel_seqno: AtomicU32::new(0),
             events: AtomicU64::new(1),
             seqno: AtomicU64::new(0),
             subscribers: Mutex::new(Vec::new()),
@@ -166,6 +167,7 @@ impl Line {
         if config != settings.line_config() {
             self.with_request(|r| r.reconfigure(&config))?;
         }
+        *lock(&self.counted_edges) = next.edge;
         *settings = next;
         Ok(())
     }
@@ -309,18 +311,15 @@ impl Line {
     }
 
     pub(super) fn on_edge(&self, edge: Edge) {
-        let counted = {
-            let mut settings = lock(&self.settings);
-            // Carry the kernel's own drops over as gaps in our numbering.
-            let gap = edge
-                .line_seqno
-                .checked_sub(settings.kernel_seqno)
-                .filter(|&d| d > 1)
-                .unwrap_or(1);
-            settings.kernel_seqno = edge.line_seqno;
-            self.seqno.fetch_add(u64::from(gap), Ordering::AcqRel);
-            settings.edge.matches(edge.kind)
-        };
+        // Carry the kernel's own drops over as gaps in our numbering.
+        let previous = self.kernel_seqno.swap(edge.line_seqno, Ordering::AcqRel);
+        let gap = edge
+            .line_seqno
+            .checked_sub(previous)
+            .filter(|&d| d > 1)
+            .unwrap_or(1);
+        self.seqno.fetch_add(u64::from(gap), Ordering::AcqRel);
+        let counted = lock(&self.counted_edges).matches(edge.kind);
         if counted {
             self.events.fetch_add(1, Ordering::AcqRel);
         }
@@ -346,7 +345,14 @@ impl Line {
     /// Releases the request and ends every stream.
     pub(super) fn close(&self) {
         self.gone.store(true, Ordering::Release);
-        *self.request.write().unwrap_or_else(|e| e.into_inner()) = None;
+        let request = self
+            .request
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        // Released outside the lock: a backend may deliver edges of other
+        // lines from the drop, and their listeners may read this one.
+        drop(request);
         lock(&self.subscribers).clear();
     }
 }

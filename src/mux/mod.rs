@@ -12,9 +12,8 @@ mod line;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
-use std::thread;
 
-use crate::backend::{Backend, BackendError, BackendEvent, ChipInfo, LineConfig};
+use crate::backend::{Backend, BackendError, BackendEvent, ChipInfo, EventSink, LineConfig};
 pub use chips::Chip;
 use chips::ChipTable;
 pub use line::{Line, OutputLevel, StreamEvent, Subscription};
@@ -130,36 +129,34 @@ pub struct Mux {
 }
 
 impl Mux {
-    /// Starts the backend and the thread that turns its events into line
-    /// events.
+    /// Starts the backend; its events are handled on the thread that
+    /// delivers them.
     pub fn start(backend: Arc<dyn Backend>, options: Options) -> Result<Arc<Mux>> {
-        let (backend_tx, backend_rx) = crossbeam_channel::unbounded();
-        let mut chips = ChipTable::new(options.bases);
-        for info in backend.start(backend_tx)? {
-            chips.add(info);
-        }
         let mux = Arc::new(Mux {
-            backend,
+            backend: backend.clone(),
             consumer: options.consumer,
             registry: RwLock::new(Registry {
-                chips,
+                chips: ChipTable::new(options.bases),
                 lines: HashMap::new(),
                 exports: 0,
             }),
             announcer: Arc::default(),
         });
         let weak = Arc::downgrade(&mux);
-        thread::Builder::new()
-            .name("mux-events".into())
-            .spawn(move || {
-                for event in backend_rx {
-                    match weak.upgrade() {
-                        Some(mux) => mux.handle(event),
-                        None => break,
-                    }
-                }
-            })
-            .map_err(|e| BackendError::new(libc::EAGAIN, e.to_string()))?;
+        let sink: EventSink = Arc::new(move |event| match weak.upgrade() {
+            Some(mux) => {
+                mux.handle(event);
+                true
+            }
+            None => false,
+        });
+        // Under the lock, so that a chip plugged in meanwhile waits and is
+        // numbered after the ones present now.
+        let mut registry = mux.write();
+        for info in backend.start(sink)? {
+            registry.chips.add(info);
+        }
+        drop(registry);
         Ok(mux)
     }
 

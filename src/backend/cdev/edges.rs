@@ -6,13 +6,13 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crossbeam_channel::Sender;
 use log::debug;
 
 use super::error::io_error;
 use super::events::INOTIFY_TOKEN;
-use super::{lock, sys};
-use crate::backend::{BackendError, BackendEvent, ChipName, Edge, EdgeKind, Result};
+use super::sys;
+use crate::backend::{BackendError, BackendEvent, ChipName, Edge, EdgeKind, EventSink, Result};
+use crate::lock;
 
 /// `sizeof(struct gpio_v2_line_event)`.
 const EVENT_SIZE: usize = 48;
@@ -139,62 +139,64 @@ impl Watches {
         }
     }
 
-    /// Reads one batch of edges from a request fd and reports them. Runs on
-    /// the event thread; returns false when `events` has no receiver left.
-    pub(super) fn on_request_ready(
-        &self,
-        token: u64,
-        revents: u32,
-        events: &Sender<BackendEvent>,
-    ) -> bool {
+    /// Reads one batch of edges from a request fd and delivers them. Runs
+    /// on the event thread; returns false when nobody listens any more.
+    pub(super) fn on_request_ready(&self, token: u64, revents: u32, events: &EventSink) -> bool {
         let Some(watched) = lock(&self.watched).get(&token).cloned() else {
             return true; // dropped since epoll_wait returned
         };
-        let mut state = lock(&watched.state);
-        if !state.alive || !state.in_epoll {
-            return true;
-        }
-        let mut open = true;
-        if revents & libc::EPOLLIN as u32 != 0 {
-            let mut buf = [0u8; EVENT_SIZE * EVENTS_PER_READ];
-            // The fd is open: its owner cannot close it while we hold `state`.
-            let n = match sys::read(watched.fd, &mut buf) {
-                Ok(n) => n,
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) => 0,
-                Err(e) => {
-                    // ENODEV: the chip is gone.
-                    debug!(
-                        "{} line {}: edge read failed (errno {}), no more edges",
-                        watched.chip,
-                        watched.offset,
-                        e.raw_os_error().unwrap_or(libc::EIO)
-                    );
-                    self.leave_epoll(&watched, &mut state);
-                    return true;
-                }
-            };
-            for raw in buf[..n].chunks_exact(EVENT_SIZE) {
-                let Some(edge) = parse_edge(raw) else {
-                    continue;
-                };
-                // Sent under the lock: once Drop has returned, no further
-                // edge of this request is sent.
-                let event = BackendEvent::Edge {
-                    chip: watched.chip.clone(),
-                    offset: watched.offset,
-                    edge,
-                };
-                open &= events.send(event).is_ok();
+        let mut buf = [0u8; EVENT_SIZE * EVENTS_PER_READ];
+        let n = {
+            let mut state = lock(&watched.state);
+            if !state.alive || !state.in_epoll {
+                return true;
             }
-        }
-        if revents & (libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0 {
-            debug!(
-                "{} line {}: request fd hung up (chip removed?)",
-                watched.chip, watched.offset
-            );
-            self.leave_epoll(&watched, &mut state);
+            let n = if revents & libc::EPOLLIN as u32 != 0 {
+                self.read_edges(&watched, &mut state, &mut buf)
+            } else {
+                0
+            };
+            if revents & (libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0 {
+                debug!(
+                    "{} line {}: request fd hung up (chip removed?)",
+                    watched.chip, watched.offset
+                );
+                self.leave_epoll(&watched, &mut state);
+            }
+            n
+        };
+        // Delivered without the lock: the listener may reconfigure or drop
+        // this very request. An edge read just before a concurrent unexport
+        // thus arrives after it, and is dropped for want of a line.
+        let mut open = true;
+        for edge in buf[..n].chunks_exact(EVENT_SIZE).filter_map(parse_edge) {
+            open &= events(BackendEvent::Edge {
+                chip: watched.chip.clone(),
+                offset: watched.offset,
+                edge,
+            });
         }
         open
+    }
+
+    /// Reads what edges there are into `buf`; returns the bytes read.
+    fn read_edges(&self, watched: &Watched, state: &mut WatchState, buf: &mut [u8]) -> usize {
+        // The fd is open: its owner cannot close it while we hold `state`.
+        match sys::read(watched.fd, buf) {
+            Ok(n) => n,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) => 0,
+            Err(e) => {
+                // ENODEV: the chip is gone.
+                debug!(
+                    "{} line {}: edge read failed (errno {}), no more edges",
+                    watched.chip,
+                    watched.offset,
+                    e.raw_os_error().unwrap_or(libc::EIO)
+                );
+                self.leave_epoll(watched, state);
+                0
+            }
+        }
     }
 }
 
@@ -266,7 +268,8 @@ mod tests {
         let inner = Arc::new(Inner::new());
         inner.watches.create_epoll().unwrap();
         let (tx, rx) = crossbeam_channel::unbounded();
-        events::spawn(inner.clone(), None, tx, false, Vec::new()).unwrap();
+        let sink: EventSink = Arc::new(move |event| tx.send(event).is_ok());
+        events::spawn(inner.clone(), None, sink, false, Vec::new()).unwrap();
         (inner, rx)
     }
 

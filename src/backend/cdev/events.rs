@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
 use log::{debug, info, warn};
 
 use super::chip::{ChipHandle, DEV, chip_number, list_chips};
 use super::error::io_error;
-use super::{Inner, lock, sys};
-use crate::backend::{BackendEvent, Result};
+use super::{Inner, sys};
+use crate::backend::{BackendEvent, EventSink, Result};
+use crate::lock;
 
 /// The epoll token of the `/dev` inotify watch; requests count from 1.
 pub(super) const INOTIFY_TOKEN: u64 = 0;
@@ -53,7 +53,7 @@ pub(super) fn watch_dev(epoll: RawFd) -> Option<OwnedFd> {
 pub(super) fn spawn(
     inner: Arc<Inner>,
     inotify: Option<OwnedFd>,
-    events: Sender<BackendEvent>,
+    events: EventSink,
     kernel_sysfs: bool,
     pending: Vec<String>,
 ) -> Result<()> {
@@ -99,7 +99,7 @@ struct EventLoop {
     inner: Arc<Inner>,
     epoll: RawFd,
     inotify: Option<OwnedFd>,
-    events: Sender<BackendEvent>,
+    events: EventSink,
     kernel_sysfs: bool,
     pending: Vec<Pending>,
 }
@@ -151,7 +151,7 @@ impl EventLoop {
     }
 
     fn send(&self, event: BackendEvent) -> bool {
-        self.events.send(event).is_ok()
+        (self.events)(event)
     }
 
     fn read_inotify(&mut self) -> bool {

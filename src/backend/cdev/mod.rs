@@ -42,17 +42,17 @@ mod test_dir;
 
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crossbeam_channel::Sender;
 use gpiocdev::line::{self as cdev, Value};
 use log::warn;
 
 use super::{
-    Backend, BackendError, BackendEvent, Bias, ChipInfo, Direction, Drive, EdgeDetection,
-    LineConfig, LineRequest, LineUsage, Result,
+    Backend, BackendError, Bias, ChipInfo, Direction, Drive, EdgeDetection, EventSink, LineConfig,
+    LineRequest, LineUsage, Result,
 };
+use crate::lock;
 use chip::{ChipHandle, Chips, DEV, list_chips};
 use edges::{Watched, Watches};
 use error::{cdev_error, io_error};
@@ -60,11 +60,6 @@ use error::{cdev_error, io_error};
 /// Kernel-side edge queue per request. The kernel's default (16) overflows
 /// on a short burst while our thread is descheduled; 256 costs 12 KiB.
 const KERNEL_EVENT_BUFFER: u32 = 256;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere must not take the backend down with it.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Our line configuration as gpiocdev's. Edge detection and debounce exist
 /// only for inputs, drive and value only for outputs (the kernel rejects the
@@ -149,7 +144,7 @@ impl Default for CdevBackend {
 }
 
 impl Backend for CdevBackend {
-    fn start(&self, events: Sender<BackendEvent>) -> Result<Vec<ChipInfo>> {
+    fn start(&self, events: EventSink) -> Result<Vec<ChipInfo>> {
         let epoll = self.inner.watches.create_epoll()?;
         // Watch before listing, so that no chip slips in between.
         let inotify = events::watch_dev(epoll);
