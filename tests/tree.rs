@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 const REG: u32 = libc::S_IFREG;
 const DIR: u32 = libc::S_IFDIR;
@@ -145,6 +146,40 @@ fn gpio_directory_disappears_on_unexport() {
     // And it can come back.
     m.put("export", "520");
     assert_eq!(m.get("gpio520/direction"), "in\n");
+}
+
+#[test]
+fn gpio_directory_vanishes_at_once_while_others_walk_through_it() {
+    // Line directories may be cached by the kernel; unexport must still
+    // drop them before it returns, even with lookups racing it.
+    let Some(m) = mount(DEMO) else { return };
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = m.stat("gpio522/value");
+                }
+            });
+        }
+        // Stops the walkers also when an assertion below fails.
+        let _stop = StopOnDrop(&stop);
+        for _ in 0..300 {
+            m.put("export", "522");
+            assert!(m.exists("gpio522/value"));
+            m.put("unexport", "522");
+            m.stat("gpio522").want_err(libc::ENOENT);
+            m.stat("gpio522/value").want_err(libc::ENOENT);
+        }
+    });
+}
+
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 #[test]

@@ -19,13 +19,33 @@ use super::attr::PAGE_SIZE;
 use super::files::OpenFile;
 use super::node::{GpioEntry, Node};
 
-/// How long the kernel may cache entries and attributes inside a
-/// directory. Root entries come and go with export, so they are never
-/// cached.
+/// How long the kernel may cache entries and attributes.
 const TTL: Duration = Duration::from_secs(1);
 
-fn entry_ttl(parent: Node) -> Duration {
-    if parent == Node::Root {
+/// Root entries come and go with export and hot-plug, so they are not
+/// cached, except the directories of exported lines: their removal is
+/// pushed to the kernel (`notify::forget_line`, which a racing lookup
+/// cannot outrun: the kernel holds the directory lock across it), and
+/// path walks through them (`echo 1 > gpio17/value`, the inotify helper's
+/// truncate) then skip a LOOKUP round trip.
+fn entry_ttl(parent: Node, child: Node) -> Duration {
+    let line_dir = matches!(
+        child,
+        Node::Gpio {
+            entry: GpioEntry::Dir,
+            ..
+        }
+    );
+    if parent == Node::Root && !line_dir {
+        Duration::ZERO
+    } else {
+        TTL
+    }
+}
+
+/// Attributes: the root's are never cached, like its entries.
+fn attr_ttl(node: Node) -> Duration {
+    if node == Node::Root {
         Duration::ZERO
     } else {
         TTL
@@ -86,17 +106,17 @@ impl Filesystem for GpioFs {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let found = Node::from_ino(parent.0).and_then(|parent| {
             let node = self.shared.lookup(parent, name.to_str()?)?;
-            Some((parent, self.shared.attr(node)?))
+            Some((entry_ttl(parent, node), self.shared.attr(node)?))
         });
         match found {
-            Some((parent, attr)) => {
+            Some((ttl, attr)) => {
                 // A re-exported line must not meet its old inode, which the
                 // kernel may have marked dead.
                 let generation = Node::from_ino(attr.ino.0)
                     .and_then(Node::line)
                     .and_then(|global| self.shared.mux.line(global))
                     .map_or(0, |line| line.serial);
-                reply.entry(&entry_ttl(parent), &attr, Generation(generation))
+                reply.entry(&ttl, &attr, Generation(generation))
             }
             None => reply.error(Errno::ENOENT),
         }
@@ -107,7 +127,7 @@ impl Filesystem for GpioFs {
             return reply.error(Errno::ENOENT);
         };
         match self.shared.kind(node) {
-            Some(kind) => reply.attr(&entry_ttl(node), &self.shared.attr_of_kind(node, kind)),
+            Some(kind) => reply.attr(&attr_ttl(node), &self.shared.attr_of_kind(node, kind)),
             // fstat() of a file whose line is gone still works, as in sysfs;
             // the kernel sends no handle with it, so ask whether the node is
             // open.
@@ -149,7 +169,7 @@ impl Filesystem for GpioFs {
             self.shared.set_meta(node, meta);
         }
         match self.shared.attr(node) {
-            Some(attr) => reply.attr(&entry_ttl(node), &attr),
+            Some(attr) => reply.attr(&attr_ttl(node), &attr),
             None => reply.error(Errno::ENOENT),
         }
     }
