@@ -220,6 +220,43 @@ fn blocked_signal_does_not_interrupt_read() {
     assert_eq!(wait_child(pid, Duration::from_secs(5)), Some(0));
 }
 
+/// A process whose main thread exits while another thread is blocked in a
+/// read: exit_group kills that thread without sending a signal, and the
+/// process must still be gone within the bound.
+#[test]
+fn exit_of_the_main_thread_ends_a_reader_thread() {
+    use std::io::Read;
+    let Some(m) = mount(DEMO) else { return };
+    let pin = Pin::demo(&m, "both");
+    let script = "import os, sys, threading, time\n\
+        t = threading.Thread(target=lambda: open(sys.argv[1], 'rb').read(), daemon=True)\n\
+        t.start()\n\
+        time.sleep(0.3)\n\
+        sys.stdout.write('x'); sys.stdout.flush()\n\
+        os._exit(0)\n";
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .arg(pin.path("events"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn python3");
+    let mut byte = [0u8; 1];
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_exact(&mut byte)
+        .expect("python3 wrote nothing");
+    let t = Instant::now();
+    let status = wait_std_child(&mut child, Duration::from_secs(5));
+    let took = t.elapsed();
+    println!("main thread exited, reader thread held: gone after {took:?}");
+    assert!(status.is_some(), "the process survived its exit for 5 s");
+    assert!(took < BOUND, "exit took {took:?}");
+    m.assert_answers("exit with a held reader thread");
+}
+
 /// SIGTERM to gpiofs while readers are blocked: they read EOF, gpiofs
 /// exits 0 and the mount goes away.
 #[test]

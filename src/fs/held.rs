@@ -4,11 +4,12 @@
 //! fuser never forwards FUSE_INTERRUPT, and the kernel lets no signal end
 //! a request the daemon holds, so the daemon itself watches the readers:
 //! while reads are held it checks each reader thread's pending signals in
-//! /proc and answers EINTR when one is due.
+//! /proc (when: see [`super::signals`]) and answers EINTR when one is due.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use fuser::{Errno, ReplyData};
 
@@ -92,14 +93,17 @@ impl Shared {
             None if nonblock => reply.error(Errno::EAGAIN),
             None => {
                 held.push(HeldRead::new(file, size, tid, reply));
-                drop(held);
-                let _ = self.tasks.send(Box::new(|_| {}));
+                if !self.scanning.swap(true, Ordering::AcqRel) {
+                    if let Some(watch) = &self.signals {
+                        watch.arm(true);
+                    }
+                    drop(held);
+                    // Starts the periodic scan, and catches a signal that
+                    // came before the watch was armed.
+                    let _ = self.tasks.send(Box::new(Shared::scan_held));
+                }
             }
         }
-    }
-
-    pub(super) fn has_held(&self) -> bool {
-        !lock(&self.held).is_empty()
     }
 
     /// Finishes the held reads of one line that can complete now.
@@ -113,9 +117,17 @@ impl Shared {
         });
     }
 
-    /// Answers EINTR to held reads whose reader has a signal due.
-    pub(super) fn interrupt_held(&self) {
+    /// Answers EINTR to held reads whose reader has a signal due; once no
+    /// read is held, stops scanning.
+    pub(super) fn scan_held(&self) {
         self.finish_held(|read| read.interrupted().then_some(Outcome::Error(libc::EINTR)));
+        let held = lock(&self.held);
+        if held.is_empty() {
+            self.scanning.store(false, Ordering::Release);
+            if let Some(watch) = &self.signals {
+                watch.arm(false);
+            }
+        }
     }
 
     /// Answers every held read: with its data if it has some, else with

@@ -7,19 +7,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread;
-use std::time::Duration;
 
 use crossbeam_channel::{Receiver, after, never, select};
 use fuser::INodeNo;
 
-use super::Shared;
 use super::node::{GpioEntry, Node};
+use super::{Shared, signals};
 use crate::mux::{Listener, Notice};
-
-/// How often pending signals of held readers are checked (only while
-/// reads are held): inside the 100 ms a reader may wait, and cheap (one
-/// /proc read per held read per scan).
-const SIGNAL_SCAN: Duration = Duration::from_millis(50);
 
 /// Work for the notification thread, run in the order queued.
 pub(super) type Task = Box<dyn FnOnce(&Shared) + Send>;
@@ -30,6 +24,12 @@ pub(super) fn spawn(
     touch: Receiver<u32>,
 ) -> std::io::Result<()> {
     let toucher = shared.clone();
+    if shared.signals.is_some() {
+        let watcher = shared.clone();
+        thread::Builder::new()
+            .name("fs-signals".into())
+            .spawn(move || watch_signals(&watcher))?;
+    }
     thread::Builder::new()
         .name("fs-notify".into())
         .spawn(move || run_tasks(&shared, &tasks))?;
@@ -47,9 +47,13 @@ pub(super) fn spawn(
 /// The notification thread: queued tasks, and while reads are held, a
 /// periodic look at their readers' signals.
 fn run_tasks(shared: &Shared, tasks: &Receiver<Task>) {
+    let period = match shared.signals {
+        Some(_) => signals::WATCHED_SCAN,
+        None => signals::POLLED_SCAN,
+    };
     loop {
-        let tick = if shared.has_held() {
-            after(SIGNAL_SCAN)
+        let tick = if shared.scanning.load(Ordering::Acquire) {
+            after(period)
         } else {
             never()
         };
@@ -58,8 +62,23 @@ fn run_tasks(shared: &Shared, tasks: &Receiver<Task>) {
                 Ok(task) => task(shared),
                 Err(_) => return,
             },
-            recv(tick) -> _ => shared.interrupt_held(),
+            recv(tick) -> _ => shared.scan_held(),
         }
+    }
+}
+
+/// Asks for a scan of held readers whenever a signal is sent or a task
+/// exits (the watch is armed only while reads are held).
+fn watch_signals(shared: &Shared) {
+    let Some(watch) = &shared.signals else {
+        return;
+    };
+    loop {
+        watch.wait();
+        if shared.tasks.send(Box::new(Shared::scan_held)).is_err() {
+            return;
+        }
+        thread::sleep(signals::WATCHED_SPACING);
     }
 }
 

@@ -60,6 +60,8 @@ mount -t 9p -o "ro,$NINEP,cache=loose" hostroot $R || fail "cannot mount the hos
 mount -t proc proc $R/proc || fail "mount $R/proc"
 mount -t sysfs sysfs $R/sys || fail "mount $R/sys"
 mount -t configfs configfs $R/sys/kernel/config || fail "mount $R/sys/kernel/config"
+# As systemd does: gpiofs watches held readers' signals through tracepoints.
+mount -t tracefs nodev $R/sys/kernel/tracing || fail "mount $R/sys/kernel/tracing"
 mount -t devtmpfs devtmpfs $R/dev || fail "mount $R/dev"
 mkdir -p $R/dev/pts $R/dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666 devpts $R/dev/pts || fail "mount $R/dev/pts"
