@@ -1,22 +1,76 @@
 //! The FUSE floor: the least a FUSE file can cost. One file, `value`, that
 //! answers every read with "0\n" and accepts every write, served by fuser
-//! with the same settings gpiofs uses (direct I/O, one worker per core).
-//! The benchmarks compare gpiofs's `value` against it.
+//! with the same settings gpiofs uses (direct I/O, one worker per core,
+//! cloned fds). The benchmarks compare gpiofs's `value` against it.
+//!
+//! With an edge source it is also the wake-up floor: the least sysfs-style
+//! poll costs over FUSE. Each edge bumps a counter and notifies every
+//! registered poll handle; `poll` on `value` answers like kernfs (and
+//! gpiofs): POLLIN|POLLOUT|POLLRDNORM|POLLWRNORM, plus POLLPRI|POLLERR while
+//! the open file has not read since the last edge; a read re-arms.
 //!
 //!     cargo run --release --example fuse_floor -- MOUNTPOINT
+//!     ... -- MOUNTPOINT --edges /dev/gpiochip1:0   edges of that line
+//!                                                  (input, both edges)
+//!     ... -- MOUNTPOINT --trigger                  every write to
+//!                                                  MOUNTPOINT/trigger is an edge
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, UNIX_EPOCH};
 
 use fuser::{
     Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
-    LockOwner, MountOption, OpenFlags, ReplyAttr, ReplyData, ReplyEntry, ReplyOpen, ReplyWrite,
-    Request, Session, WriteFlags,
+    LockOwner, MountOption, OpenFlags, PollEvents, PollFlags, PollNotifier, ReplyAttr, ReplyData,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyPoll, ReplyWrite, Request, Session, WriteFlags,
 };
 
 const VALUE: INodeNo = INodeNo(2);
+const TRIGGER: INodeNo = INodeNo(3);
 
-struct Floor;
+struct Floor {
+    /// None: the throughput floor (no poll, no per-file state).
+    edges: Option<Arc<Edges>>,
+    /// MOUNTPOINT/trigger exists: a write to it is an edge.
+    trigger: bool,
+}
+
+/// The edge counter and the open `value` files (kernfs's `on->event` and
+/// `of->event`).
+struct Edges {
+    count: AtomicU64,
+    next_fh: AtomicU64,
+    files: RwLock<HashMap<u64, Arc<OpenValue>>>,
+}
+
+#[derive(Default)]
+struct OpenValue {
+    seen: AtomicU64,
+    poll: Mutex<Option<PollNotifier>>,
+}
+
+impl Edges {
+    fn file(&self, fh: FileHandle) -> Option<Arc<OpenValue>> {
+        self.files.read().unwrap().get(&fh.0).cloned()
+    }
+
+    /// One edge: count it and wake every registered poller.
+    fn edge(&self) {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        let handles: Vec<PollNotifier> = self
+            .files
+            .read()
+            .unwrap()
+            .values()
+            .filter_map(|f| f.poll.lock().unwrap().clone())
+            .collect();
+        for h in handles {
+            let _ = h.notify();
+        }
+    }
+}
 
 fn attr(ino: INodeNo) -> FileAttr {
     let dir = ino == INodeNo::ROOT;
@@ -47,6 +101,8 @@ impl Filesystem for Floor {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         if parent == INodeNo::ROOT && name == "value" {
             reply.entry(&Duration::from_secs(1), &attr(VALUE), Generation(0));
+        } else if parent == INodeNo::ROOT && name == "trigger" && self.trigger {
+            reply.entry(&Duration::from_secs(1), &attr(TRIGGER), Generation(0));
         } else {
             reply.error(Errno::ENOENT);
         }
@@ -77,21 +133,49 @@ impl Filesystem for Floor {
         reply.attr(&Duration::from_secs(1), &attr(ino));
     }
 
-    fn open(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        reply.opened(FileHandle(0), FopenFlags::FOPEN_DIRECT_IO);
+    fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let mut fh = 0;
+        if let Some(edges) = self.edges.as_ref().filter(|_| ino == VALUE) {
+            fh = edges.next_fh.fetch_add(1, Ordering::Relaxed);
+            edges.files.write().unwrap().insert(fh, Arc::default());
+        }
+        reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO);
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        if let Some(edges) = &self.edges {
+            edges.files.write().unwrap().remove(&fh.0);
+        }
+        reply.ok();
     }
 
     fn read(
         &self,
         _req: &Request,
         _ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         offset: u64,
         size: u32,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        // Re-arm: this file has seen every edge so far.
+        if let Some(edges) = &self.edges
+            && let Some(file) = edges.file(fh)
+        {
+            file.seen
+                .store(edges.count.load(Ordering::Acquire), Ordering::Release);
+        }
         let text: &[u8] = b"0\n";
         let start = (offset as usize).min(text.len());
         reply.data(&text[start..(start + size as usize).min(text.len())]);
@@ -100,7 +184,7 @@ impl Filesystem for Floor {
     fn write(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         _fh: FileHandle,
         _offset: u64,
         data: &[u8],
@@ -109,17 +193,108 @@ impl Filesystem for Floor {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        if ino == TRIGGER
+            && let Some(edges) = &self.edges
+        {
+            edges.edge();
+        }
         reply.written(data.len() as u32);
+    }
+
+    fn poll(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        ph: PollNotifier,
+        _events: PollEvents,
+        flags: PollFlags,
+        reply: ReplyPoll,
+    ) {
+        let Some(edges) = &self.edges else {
+            return reply.error(Errno::ENOSYS); // as fuser's default
+        };
+        // kernfs: DEFAULT_POLLMASK always, plus ERR|PRI while unread.
+        let mut revents = PollEvents::POLLIN
+            | PollEvents::POLLOUT
+            | PollEvents::POLLRDNORM
+            | PollEvents::POLLWRNORM;
+        if let Some(file) = edges.file(fh) {
+            if flags.contains(PollFlags::FUSE_POLL_SCHEDULE_NOTIFY) {
+                *file.poll.lock().unwrap() = Some(ph);
+            }
+            if file.seen.load(Ordering::Acquire) != edges.count.load(Ordering::Acquire) {
+                revents |= PollEvents::POLLERR | PollEvents::POLLPRI;
+            }
+        }
+        reply.poll(revents);
     }
 }
 
-fn main() -> std::io::Result<()> {
-    let mountpoint = std::env::args_os()
-        .nth(1)
-        .expect("usage: fuse_floor MOUNTPOINT");
+/// `--edges CHIP:OFFSET`: requests the line (input, both edges) and counts
+/// its edges on a thread of its own.
+fn watch_line(spec: &str, edges: Arc<Edges>) -> Result<(), String> {
+    let (chip, offset) = spec
+        .rsplit_once(':')
+        .and_then(|(c, o)| Some((c.to_string(), o.parse().ok()?)))
+        .ok_or_else(|| {
+            format!("--edges {spec}: expected CHIP_PATH:OFFSET, e.g. /dev/gpiochip1:0")
+        })?;
+    let request = gpiocdev::Request::builder()
+        .on_chip(&chip)
+        .with_consumer("fuse-floor")
+        .with_line(offset)
+        .as_input()
+        .with_edge_detection(gpiocdev::line::EdgeDetection::BothEdges)
+        .request()
+        .map_err(|e| format!("--edges {spec}: {e}"))?;
+    std::thread::spawn(move || {
+        for event in request.edge_events() {
+            if let Err(e) = event {
+                eprintln!("fuse_floor: edge events of {chip}:{offset}: {e}");
+                return;
+            }
+            edges.edge();
+        }
+    });
+    Ok(())
+}
+
+const USAGE: &str = "usage: fuse_floor MOUNTPOINT [--edges CHIP_PATH:OFFSET | --trigger]";
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("fuse_floor: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (mountpoint, chip, trigger) = match args.as_slice() {
+        [m] => (m, None, false),
+        [m, flag] if flag == "--trigger" => (m, None, true),
+        [m, flag, spec] if flag == "--edges" => (m, Some(spec), false),
+        _ => return Err(USAGE.into()),
+    };
+    let edges = (chip.is_some() || trigger).then(|| {
+        Arc::new(Edges {
+            // kernfs starts at 1 and a new open file at 0: the first poll
+            // of a file that has not read reports POLLPRI, as in sysfs.
+            count: AtomicU64::new(1),
+            next_fh: AtomicU64::new(1),
+            files: RwLock::default(),
+        })
+    });
+    if let (Some(spec), Some(edges)) = (chip, &edges) {
+        watch_line(spec, edges.clone())?;
+    }
+    let floor = Floor { edges, trigger };
     let mut config = Config::default();
     config.mount_options = vec![MountOption::FSName("fuse-floor".into())];
     config.n_threads = Some(std::thread::available_parallelism().map_or(2, |n| n.get().max(2)));
     config.clone_fd = true;
-    Session::new(Floor, std::path::Path::new(&mountpoint), &config)?.run()
+    Session::new(floor, std::path::Path::new(mountpoint), &config)
+        .and_then(|s| s.run())
+        .map_err(|e| format!("{mountpoint}: {e}"))
 }

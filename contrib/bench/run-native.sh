@@ -3,6 +3,8 @@
 # command, on this machine's kernel with no GPIO hardware: builds
 # everything, then measures with src/bin/gpiofs-bench.rs
 #   floor    a minimal fuser file (contrib/bench/fuse_floor.rs), the FUSE floor
+#            for reads, writes and wake-ups (fuse_floor --trigger: a write to
+#            its trigger file is an edge on its value file)
 #   gpiofs   target/release/gpiofs --sim bench:8 (the simulator backend; the
 #            trigger is its sim/bench/line0/pull file)
 # and writes <name>.json, <name>.txt, <name>.log, wakeup.svg and summary.md
@@ -63,11 +65,7 @@ EDGES=${GPIOFS_BENCH_EDGES:-2000}
 SECS=${GPIOFS_BENCH_SECS:-3}
 COMMON=(--throughput-secs "$SECS" --phase-timeout 1200 --edges "$EDGES"
 	--row-edges "1=$EDGES,16=$EDGES,128=$EDGES,1024=$EDGES")
-QS=(--throughput-secs "$SECS")
-if [[ -n $QUICK ]]; then
-	COMMON=(--quick)
-	QS=(--quick)
-fi
+[[ -n $QUICK ]] && COMMON=(--quick)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpiofs-bench.XXXXXX")
 PIDS=()
 # shellcheck disable=SC2317 # called from the EXIT trap
@@ -119,11 +117,11 @@ TEE=$!
 echo "# native: kernel $(uname -r), $(nproc) CPUs; edges per row $EDGES; throughput ${SECS} s"
 
 mkdir -p "$WORK/floor"
-"$REPO/target/release/examples/fuse_floor" "$WORK/floor" >"$OUT/floor.log" 2>&1 &
+"$REPO/target/release/examples/fuse_floor" "$WORK/floor" --trigger >"$OUT/floor.log" 2>&1 &
 fpid=$!
 PIDS+=("$fpid")
 if wait_for "$WORK/floor/value" "$fpid" 30; then
-	run_bench floor --value-file "$WORK/floor/value" "${QS[@]}"
+	run_bench floor --value-file "$WORK/floor/value" --trigger "$WORK/floor/trigger" "${COMMON[@]}"
 else
 	echo "# floor: the fuse_floor mount did not come up (log: $OUT/floor.log)"
 	rc=1
@@ -145,7 +143,11 @@ stop "$gpid" "$WORK/gpiofs"
 exec 1>&3 2>&4
 wait "$TEE" 2>/dev/null || true
 
-[[ -s $OUT/gpiofs.json ]] && "$BENCH" --plot "$OUT/gpiofs.json" --svg "$OUT/wakeup.svg" >/dev/null
+plots=()
+for n in floor gpiofs; do [[ -s $OUT/$n.json ]] && plots+=("$OUT/$n.json"); done
+if ((${#plots[@]})); then
+	"$BENCH" --plot "$(IFS=,; echo "${plots[*]}")" --svg "$OUT/wakeup.svg" >/dev/null || log "the plot failed"
+fi
 if ls "$OUT"/*.json >/dev/null 2>&1; then
 	bash "$HERE/run-vm.sh" --report "$OUT" >"$OUT/summary.md" || log "the summary failed"
 	echo

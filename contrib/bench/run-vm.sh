@@ -4,15 +4,18 @@
 # then boots the test VM (tests/vm/run.sh: Linux 6.12, gpio-sim) ONCE and
 # measures, in that one boot and on the same gpio-sim line:
 #   kernel   the kernel's own /sys/class/gpio
-#   floor    a minimal fuser file (contrib/bench/fuse_floor.rs): reads and
-#            writes of a constant `value`, the least a FUSE file can cost
+#   floor    a minimal fuser file (contrib/bench/fuse_floor.rs): a constant
+#            `value` whose poll is woken by the line's edges (--edges), the
+#            least a FUSE file costs for reads, writes and wake-ups
 #   gpiofs   target/release/gpiofs on the GPIO character device
 #   proxy    gpiod-sysfs-proxy 1.0.2 (PyPI), the peer implementation
 # with src/bin/gpiofs-bench.rs, and writes into the results directory:
 #   <name>.json / <name>.txt   each run's results and printed tables
 #   <name>.log                 the daemon's log
-#   wakeup.svg                 last-wake latency against pollers, all three
-#   summary.md                 the tables and the targets, met or not
+#   wakeup.svg                 last-wake latency against pollers, all four
+#   summary.md                 the tables (with gpiofs's wake-up latency
+#                              over the kernel's and the floor's) and the
+#                              targets, met or not
 #
 # usage: contrib/bench/run-vm.sh [--out DIR] [--quick] [--only "kernel gpiofs ..."]
 #   --out DIR     results directory [default: target/bench/vm-<date>-<time>,
@@ -30,7 +33,7 @@
 # Also: `run-vm.sh --report DIR` prints the summary of the JSONs in DIR
 # (used by run-native.sh); `--guest` is the part that runs inside the VM.
 #
-# Takes about 15 minutes on a 2-core machine (everything in the VM is
+# Takes about 15-20 minutes on a 2-core machine (everything in the VM is
 # emulated, ~10x slower). Run it on an otherwise idle machine.
 set -euo pipefail
 
@@ -89,6 +92,14 @@ def get(r, *path):
     return r
 
 
+def ratio(a, b):
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def rx(r):  # a ratio, with enough digits that rounding never hides a miss
+    return f"{r:.2f}x" if abs(r - round(r, 2)) < 1e-9 or r >= 10 else f"{r:.3g}x"
+
+
 first = R[have[0]]
 print(f"kernel {first.get('kernel')}, {first.get('cpus')} CPUs"
       + (", QUICK run (numbers mean nothing)" if first.get("quick") else ""))
@@ -108,8 +119,11 @@ if rows:
     print("Edge → wake-up latency, µs (median of the LAST poller's wake-up per edge; "
           "first wake-up and p99 in brackets), and missed wake-ups / edges:")
     print()
-    print("| pollers | " + " | ".join(titles[n] for n in lat) + " |")
-    print("| ---: |" + " --- |" * len(lat))
+    # gpiofs's last-wake median over the kernel's and over the FUSE floor's
+    over = [n for n in ("kernel", "floor") if n in lat and "gpiofs" in lat]
+    print("| pollers | " + " | ".join(titles[n] for n in lat)
+          + "".join(f" | gpiofs ÷ {titles[n]}" for n in over) + " |")
+    print("| ---: |" + " --- |" * len(lat) + " ---: |" * len(over))
     for p in sorted(rows):
         cells = []
         for n in lat:
@@ -133,6 +147,9 @@ if rows:
             if row.get("error"):
                 c += f" ({row['error']})"
             cells.append(c)
+        for n in over:
+            r = ratio(get(rows[p].get("gpiofs"), "last_us", "median"), get(rows[p].get(n), "last_us", "median"))
+            cells.append("n/a" if r is None else rx(r))
         print(f"| {p} | " + " | ".join(cells) + " |")
     print()
 
@@ -174,10 +191,6 @@ print("| target | measured | met? |")
 print("| --- | --- | --- |")
 def line(target, measured, ok):
     print(f"| {target} | {measured} | {'n/a' if ok is None else ('met' if ok else '**NOT met**')} |")
-def ratio(a, b):
-    return None if a is None or b is None or b == 0 else a / b
-def rx(r):  # a ratio, with enough digits that rounding never hides a miss
-    return f"{r:.2f}x" if abs(r - round(r, 2)) < 1e-9 or r >= 10 else f"{r:.3g}x"
 for key, what in (("value_reads_per_s", "reads/s"), ("value_writes_per_s", "writes/s")):
     for other, want, cmp in (("floor", 0.8, "FUSE floor"), ("proxy", 50.0, "gpiod-sysfs-proxy")):
         r = ratio(g.get(key), get(R.get(other), key))
@@ -185,11 +198,14 @@ for key, what in (("value_reads_per_s", "reads/s"), ("value_writes_per_s", "writ
              None if r is None else r >= want)
 grow = {int(r["pollers"]): r for r in g.get("latency") or []}
 krow = {int(r["pollers"]): r for r in get(R.get("kernel"), "latency") or []}
+frow = {int(r["pollers"]): r for r in get(R.get("floor"), "latency") or []}
 for p, want in ((1, 3), (16, 4), (128, 5)):
     a, b = get(grow.get(p), "last_us", "median"), get(krow.get(p), "last_us", "median")
-    r = ratio(a, b)
+    f = get(frow.get(p), "last_us", "median")
+    r, rf = ratio(a, b), ratio(a, f)
     line(f"last-wake median, {p} poller{'s' if p > 1 else ''} ≤ {want}x kernel",
-         "n/a" if r is None else f"{rx(r)} ({fmt(a, 1)} vs {fmt(b, 1)} µs)", None if r is None else r <= want)
+         ("n/a" if r is None else f"{rx(r)} ({fmt(a, 1)} vs {fmt(b, 1)} µs)")
+         + ("" if rf is None else f"; FUSE floor: {rx(rf)} ({fmt(a, 1)} vs {fmt(f, 1)} µs)"), None if r is None else r <= want)
 for p in sorted(grow):
     row = grow[p]
     m = int(row.get("missed_wakes") or 0)
@@ -300,12 +316,12 @@ guest() {
 	if [[ $only == *" floor "* ]]; then
 		local fmnt=/tmp/bench-floor fpid
 		mkdir -p "$fmnt"
-		"$REPO/target/release/examples/fuse_floor" "$fmnt" >"$out/floor.log" 2>&1 &
+		# edges of the input line itself (released when the floor exits,
+		# before gpiofs requests it)
+		"$REPO/target/release/examples/fuse_floor" "$fmnt" --edges "/dev/$chip:0" >"$out/floor.log" 2>&1 &
 		fpid=$!
 		if wait_for "$fmnt/value" "$fpid" 60; then
-			local qs=()
-			[[ ${GPIOFS_BENCH_QUICK:-} == 1 ]] && qs=(--quick)
-			run_bench floor --value-file "$fmnt/value" --throughput-secs "$secs" "${qs[@]}"
+			run_bench floor --value-file "$fmnt/value" --trigger "$trigger" "${common[@]}"
 		else
 			echo "# floor: the fuse_floor mount did not come up (log: $out/floor.log)"
 			rc=1
@@ -441,7 +457,7 @@ GPIOFS_BENCH_OUT_HOST=$OUT bash tests/vm/run.sh --timeout "${GPIOFS_BENCH_TIMEOU
 
 host_state "after the VM" >>"$OUT/host.txt"
 plots=()
-for n in kernel gpiofs proxy; do [[ -s $OUT/$n.json ]] && plots+=("$OUT/$n.json"); done
+for n in kernel floor gpiofs proxy; do [[ -s $OUT/$n.json ]] && plots+=("$OUT/$n.json"); done
 if ((${#plots[@]})); then
 	target/release/gpiofs-bench --plot "$(IFS=,; echo "${plots[*]}")" --svg "$OUT/wakeup.svg" >/dev/null ||
 		log "the plot failed"

@@ -20,6 +20,10 @@
 //! - with --daemon-pid: daemon CPU over idle periods (128 polled value
 //!   files; plus 16 blocked `events` readers) and RSS with 1024 open files.
 //!
+//! `--value-file PATH` measures one file instead of a class directory (the
+//! FUSE floor, contrib/bench/fuse_floor.rs): reads/s and writes/s, and with
+//! `--trigger` the edge → wake-up latency table on PATH.
+//!
 //! `--plot a.json,b.json --svg out.svg` draws several runs on one chart.
 
 use std::ffi::CString;
@@ -50,14 +54,19 @@ struct Cli {
 
     /// A file where writing pull-up / pull-down alternately makes an edge
     /// on the input (gpiofs: MOUNT/sim/<label>/line<off>/pull; kernel
-    /// gpio-sim: /sys/devices/platform/<dev>/<chip>/sim_gpio<off>/pull).
+    /// gpio-sim: /sys/devices/platform/<dev>/<chip>/sim_gpio<off>/pull;
+    /// the FUSE floor started with --trigger: MOUNT/trigger). Optional with
+    /// --value-file: it adds the latency table there.
     #[arg(long, value_name = "PATH", required_unless_present_any = ["plot", "value_file"])]
     trigger: Option<PathBuf>,
 
-    /// Value-file mode: measure only reads/s and writes/s (pread/pwrite of
+    /// Value-file mode: measure reads/s and writes/s (pread/pwrite of
     /// "0"/"1" at offset 0) on this one file, e.g. the FUSE floor's
     /// MOUNT/value (contrib/bench/fuse_floor.rs); no class directory needed.
-    #[arg(long, value_name = "PATH", conflicts_with_all = ["class_dir", "plot"])]
+    /// With --trigger also the edge → wake-up latency table, the pollers
+    /// each opening this file (the floor must run with --edges or
+    /// --trigger); nothing else.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["class_dir", "plot", "input", "output", "daemon_pid"])]
     value_file: Option<PathBuf>,
 
     /// An output line for the write benchmark [default: the line after
@@ -146,7 +155,9 @@ const EXAMPLES: &str = "Examples:
   gpiofs-bench --class-dir /sys/class/gpio --input 600 \\
       --trigger /sys/devices/platform/gpio-sim.0/gpiochip1/sim_gpio5/pull --json kernel.json
   gpiofs-bench --plot kernel.json,gpiofs.json,other.json --svg all.svg
-  gpiofs-bench --value-file /tmp/floor/value --label fuse-floor --json floor.json";
+  gpiofs-bench --value-file /tmp/floor/value --label fuse-floor --json floor.json
+  fuse_floor /tmp/floor --trigger &
+  gpiofs-bench --value-file /tmp/floor/value --trigger /tmp/floor/trigger --json floor.json";
 
 /// Wake-up time-out: a poller that saw nothing this long after an edge
 /// missed it.
@@ -380,6 +391,8 @@ fn raise_fd_limit() -> u64 {
 struct Setup {
     class: PathBuf,
     input: u32,
+    /// The file the pollers open: the input's `value`, or --value-file.
+    value: PathBuf,
     trigger: Fd,
     trigger_up: AtomicBool,
     quick: bool,
@@ -395,8 +408,44 @@ impl Setup {
         self.class.join(format!("gpio{n}")).join(attr)
     }
 
-    fn value_path(&self) -> PathBuf {
-        self.gpio(self.input, "value")
+    /// The measuring settings of the command line, with edges made by
+    /// writes to `trigger`, the first one pull-up unless `up`.
+    fn new(
+        cli: &Cli,
+        class: PathBuf,
+        input: u32,
+        value: PathBuf,
+        trigger: &Path,
+        up: bool,
+    ) -> Result<Setup, String> {
+        let trigger = Fd::open(trigger, libc::O_WRONLY).map_err(|e| {
+            format!(
+                "--trigger {}: {e} (expected a writable pull file, e.g. MOUNT/sim/<label>/line<off>/pull)",
+                trigger.display()
+            )
+        })?;
+        let quick = cli.quick;
+        Ok(Setup {
+            class,
+            input,
+            value,
+            trigger,
+            trigger_up: AtomicBool::new(up),
+            quick,
+            edges: cli.edges.unwrap_or(if quick { 40 } else { 2000 }).max(1),
+            row_edges: cli.row_edges.clone(),
+            late_grace: Duration::from_secs_f64(
+                cli.late_grace
+                    .unwrap_or(if quick { 0.2 } else { 2.0 })
+                    .clamp(0.0, 60.0),
+            ),
+            phase_timeout: Duration::from_secs(cli.phase_timeout.max(1)),
+            daemon_pid: cli.daemon_pid,
+        })
+    }
+
+    fn value_path(&self) -> &Path {
+        &self.value
     }
 
     fn events_path(&self) -> PathBuf {
@@ -526,7 +575,7 @@ fn throughput(setup: &Setup, output: Option<u32>, secs: f64, json: &mut Vec<(Str
         "value reads",
         Duration::from_secs_f64(secs) + setup.phase_timeout,
     );
-    let reads = read_rate(&setup.value_path(), secs);
+    let reads = read_rate(setup.value_path(), secs);
     match &reads {
         Ok(r) => println!("{:<10} {:>8} {:>14.0}", "read", setup.input, r),
         Err(e) => println!("{:<10} {:>8} {:>14}  ({e})", "read", setup.input, "n/a"),
@@ -616,7 +665,18 @@ fn value_file_mode(cli: &Cli, path: &Path) -> Result<(), String> {
         .clone()
         .unwrap_or_else(|| guess_label(path.parent().unwrap_or(Path::new("/"))));
     let timeout = Duration::from_secs(cli.phase_timeout.max(1));
-    println!("gpiofs-bench: {label}, value file {}", path.display());
+    println!(
+        "gpiofs-bench: {label}, value file {}{}{}",
+        path.display(),
+        cli.trigger
+            .as_ref()
+            .map_or(String::new(), |t| format!(", trigger {}", t.display())),
+        if cli.quick {
+            ", QUICK (numbers are not meaningful)"
+        } else {
+            ""
+        }
+    );
     println!(
         "\n== value read/write throughput (one open file, pread/pwrite at offset 0; median of {RATE_WINDOWS} windows of {:.1} s) ==",
         secs / RATE_WINDOWS as f64
@@ -657,6 +717,14 @@ fn value_file_mode(cli: &Cli, path: &Path) -> Result<(), String> {
         }
         json.push((key.into(), r.map_or(Json::Null, Json::Num)));
     }
+    if let Some(trigger) = &cli.trigger {
+        let fd_limit = raise_fd_limit();
+        phase("setup", timeout);
+        let setup = value_file_setup(cli, path, trigger)?;
+        json.push(("trigger".into(), Json::Str(trigger.display().to_string())));
+        let rows = latency(&setup, &poller_counts(cli), fd_limit);
+        json.push(("latency".into(), Json::Arr(rows)));
+    }
     *lock(&PHASE) = None;
     if let Some(out) = &cli.json {
         std::fs::write(out, Json::Obj(json).to_text())
@@ -667,6 +735,36 @@ fn value_file_mode(cli: &Cli, path: &Path) -> Result<(), String> {
         Some(e) => Err(format!("{}: {e}", path.display())),
         None => Ok(()),
     }
+}
+
+/// The latency rows' setup for --value-file: the trigger must make the
+/// file report POLLPRI (a floor without an edge source never does).
+fn value_file_setup(cli: &Cli, path: &Path, trigger: &Path) -> Result<Setup, String> {
+    // A gpio-sim pull file says which way the next edge goes; any other
+    // trigger (the floor's) makes an edge on every write.
+    let up = read_attr(trigger).is_ok_and(|t| t == "pull-up");
+    let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let setup = Setup::new(cli, dir, 0, path.to_path_buf(), trigger, up)?;
+    let fd = Fd::open(path, libc::O_RDONLY).map_err(|e| format!("open {}: {e}", path.display()))?;
+    fd.pread(&mut [0u8; 16])
+        .map_err(|e| format!("read {}: {e}", path.display()))?;
+    setup.edge()?;
+    let mut p = libc::pollfd {
+        fd: fd.0,
+        events: libc::POLLPRI,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let r = unsafe { libc::poll(&mut p, 1, WAKE_TIMEOUT.as_millis() as i32) };
+    if r <= 0 || p.revents & libc::POLLPRI == 0 {
+        return Err(format!(
+            "a write to {} did not make {} report POLLPRI within {WAKE_TIMEOUT:?} \
+             (the floor needs --edges CHIP:OFFSET or --trigger)",
+            trigger.display(),
+            path.display()
+        ));
+    }
+    Ok(setup)
 }
 
 fn kernel_release() -> String {
@@ -924,7 +1022,7 @@ fn latency(setup: &Setup, counts: &[usize], fd_limit: u64) -> Vec<Json> {
             &format!("latency with {p} pollers"),
             setup.phase_timeout + WAKE_TIMEOUT * 20,
         );
-        let set = match PollerSet::new(&setup.value_path(), p) {
+        let set = match PollerSet::new(setup.value_path(), p) {
             Ok(s) => s,
             Err(e) => {
                 println!("{p:>7}  n/a ({e})");
@@ -1346,7 +1444,7 @@ fn daemon(setup: &Setup, idle_secs: f64, rss: Rss, fd_limit: u64) -> Json {
         None => println!("{label:<44} {:>10}", "n/a"),
     };
 
-    let polled = PollerSet::new(&setup.value_path(), 128.min(fd_limit as usize / 2));
+    let polled = PollerSet::new(setup.value_path(), 128.min(fd_limit as usize / 2));
     match polled {
         Ok(polled) => {
             thread::sleep(Duration::from_millis(100));
@@ -1424,7 +1522,7 @@ fn measure_rss(setup: &Setup, files: usize, fd_limit: u64) -> Rss {
     phase("RSS", setup.phase_timeout);
     let start = rss_kb(pid);
     let files = files.min(fd_limit.saturating_sub(64) as usize);
-    let set = PollerSet::new(&setup.value_path(), files);
+    let set = PollerSet::new(setup.value_path(), files);
     thread::sleep(Duration::from_millis(200));
     let with = rss_kb(pid);
     let error = set.as_ref().err().cloned();
@@ -1936,6 +2034,17 @@ fn plot_mode(files: &[PathBuf], svg: Option<&Path>) -> Result<(), String> {
 
 // ------------------------------------------------------------------ main
 
+/// --pollers, or the default poller counts.
+fn poller_counts(cli: &Cli) -> Vec<usize> {
+    cli.pollers.clone().unwrap_or_else(|| {
+        if cli.quick {
+            vec![1, 8, 64]
+        } else {
+            vec![1, 16, 128, 1024]
+        }
+    })
+}
+
 fn run(cli: Cli) -> Result<(), String> {
     if !cli.plot.is_empty() {
         return plot_mode(&cli.plot, cli.svg.as_deref());
@@ -1943,22 +2052,17 @@ fn run(cli: Cli) -> Result<(), String> {
     if let Some(path) = cli.value_file.clone() {
         return value_file_mode(&cli, &path);
     }
-    let (Some(class), Some(input), Some(trigger)) = (cli.class_dir, cli.input, cli.trigger) else {
+    let (Some(class), Some(input), Some(trigger)) =
+        (cli.class_dir.clone(), cli.input, cli.trigger.clone())
+    else {
         return Err("--class-dir, --input and --trigger are required".into());
     };
     check_class_dir(&class)?;
     start_watchdog_and_signals();
     let fd_limit = raise_fd_limit();
     let quick = cli.quick;
-    let counts = cli.pollers.unwrap_or_else(|| {
-        if quick {
-            vec![1, 8, 64]
-        } else {
-            vec![1, 16, 128, 1024]
-        }
-    });
-    let edges = cli.edges.unwrap_or(if quick { 40 } else { 2000 }).max(1);
-    let label = cli.label.unwrap_or_else(|| guess_label(&class));
+    let counts = poller_counts(&cli);
+    let label = cli.label.clone().unwrap_or_else(|| guess_label(&class));
     let phase_timeout = Duration::from_secs(cli.phase_timeout.max(1));
 
     phase("setup", phase_timeout);
@@ -1968,29 +2072,15 @@ fn run(cli: Cli) -> Result<(), String> {
         .map_err(|e| format!("--input {input} must be a line that can be an input: {e}"))?;
     set_attr(&class, input, "active_low", "0", !exported)?;
     set_attr(&class, input, "edge", "both", !exported)?;
-    let trigger_fd = Fd::open(&trigger, libc::O_WRONLY).map_err(|e| {
-        format!(
-            "--trigger {}: {e} (expected a writable pull file, e.g. MOUNT/sim/<label>/line<off>/pull)",
-            trigger.display()
-        )
-    })?;
     let level = read_attr(&gpio.join("value"))?;
-    let setup = Setup {
-        class: class.clone(),
+    let setup = Setup::new(
+        &cli,
+        class.clone(),
         input,
-        trigger: trigger_fd,
-        trigger_up: AtomicBool::new(level == "1"),
-        quick,
-        edges,
-        row_edges: cli.row_edges.clone(),
-        late_grace: Duration::from_secs_f64(
-            cli.late_grace
-                .unwrap_or(if quick { 0.2 } else { 2.0 })
-                .clamp(0.0, 60.0),
-        ),
-        phase_timeout,
-        daemon_pid: cli.daemon_pid,
-    };
+        gpio.join("value"),
+        &trigger,
+        level == "1",
+    )?;
     // The trigger must really make edges on the input.
     let before = read_attr(&gpio.join("value"))?;
     setup.edge()?;
