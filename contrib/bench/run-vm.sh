@@ -163,8 +163,10 @@ if ev:
         per = get(R[n], k, "per_reader") or []
         w = get(R[n], k, "writer_edges") or 0
         got = min((x["events"] for x in per), default=0)
+        numbered = max((x.get("numbered", 0) for x in per), default=0)
         lost = sum(x["lost"] for x in per)
-        return f"{fmt(get(R[n], k, 'writer_per_s'))} edges/s, slowest reader {100.0 * got / max(w, 1):.1f}%, lost {lost}"
+        return (f"{fmt(get(R[n], k, 'writer_per_s'))} edges/s; the kernel reported {100.0 * numbered / max(w, 1):.1f}% of them; "
+                f"slowest reader got {100.0 * got / max(numbered, 1):.1f}% of those, lost {lost}")
     print("| 4 readers, writer flat out | " + " | ".join(rate(n, "events_rate") for n in ev) + " |")
     print("| 4 readers, paced at 10,000/s | " + " | ".join(rate(n, "events_rate_paced") for n in ev) + " |")
     print()

@@ -129,10 +129,12 @@ pub struct Edge {
 /// What a backend tells the layer above, asynchronously.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BackendEvent {
-    Edge {
+    /// Edges of one line, oldest first: those read from the kernel at once
+    /// travel together, so that a burst costs the layers above one wake-up.
+    Edges {
         chip: ChipName,
         offset: u32,
-        edge: Edge,
+        edges: Vec<Edge>,
     },
     ChipAdded(ChipInfo),
     ChipRemoved(ChipName),

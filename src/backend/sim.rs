@@ -298,14 +298,14 @@ impl Inner {
                     continue;
                 }
                 held.seqno += 1;
-                lock(&self.outbox).edges.push_back(BackendEvent::Edge {
+                lock(&self.outbox).edges.push_back(BackendEvent::Edges {
                     chip: info.name.clone(),
                     offset: o as u32,
-                    edge: Edge {
+                    edges: vec![Edge {
                         kind,
                         timestamp_ns: now,
                         line_seqno: held.seqno,
-                    },
+                    }],
                 });
             }
         }

@@ -1271,7 +1271,7 @@ fn events_rate(setup: &Setup, secs: f64, pace: Option<f64>) -> Json {
         "\n== events stream: sustained rate, {READERS} readers, one writer toggling {how} for {secs:.1} s =="
     );
     println!(
-        "{:>6} {:>10} {:>12} {:>8} {:>10}",
+        "{:>6} {:>10} {:>12} {:>8} {:>10}  seqnos",
         "reader", "events", "events/s", "lost", "received%"
     );
     if !setup.events_path().exists() {
@@ -1301,6 +1301,7 @@ fn events_rate(setup: &Setup, secs: f64, pace: Option<f64>) -> Json {
         handles.push(thread::spawn(move || {
             let mut buf = vec![0u8; 65536];
             let (mut events, mut lost, mut prev) = (0u64, 0u64, None::<u64>);
+            let mut first = None::<u64>;
             let mut quiet_since: Option<Instant> = None;
             loop {
                 if !poll_in(fd.0, 200) {
@@ -1320,6 +1321,7 @@ fn events_rate(setup: &Setup, secs: f64, pace: Option<f64>) -> Json {
                             if let Some(p) = prev {
                                 lost += seq.saturating_sub(p + 1);
                             }
+                            first.get_or_insert(seq);
                             prev = Some(seq);
                             events += 1;
                         }
@@ -1328,7 +1330,7 @@ fn events_rate(setup: &Setup, secs: f64, pace: Option<f64>) -> Json {
                     Err(_) => break,
                 }
             }
-            (events, lost)
+            (events, lost, first.zip(prev))
         }));
     }
     thread::sleep(Duration::from_millis(50));
@@ -1352,10 +1354,14 @@ fn events_rate(setup: &Setup, secs: f64, pace: Option<f64>) -> Json {
     writer_done.store(true, Ordering::SeqCst);
     let mut per = Vec::new();
     for (i, h) in handles.into_iter().enumerate() {
-        let (events, lost) = h.join().unwrap_or((0, 0));
+        let (events, lost, seqs) = h.join().unwrap_or((0, 0, None));
         let rate = events as f64 / elapsed;
+        // The daemon numbers every edge the kernel reports: the span is
+        // what reached it (gpio-sim merges toggles that come too fast).
+        let numbered = seqs.map_or(0, |(a, b)| b + 1 - a);
+        let seqs = seqs.map_or(String::new(), |(a, b)| format!("{a}..{b}"));
         println!(
-            "{:>6} {:>10} {:>12.0} {:>8} {:>9.1}%",
+            "{:>6} {:>10} {:>12.0} {:>8} {:>9.1}%  {seqs}",
             i,
             events,
             rate,
@@ -1366,6 +1372,7 @@ fn events_rate(setup: &Setup, secs: f64, pace: Option<f64>) -> Json {
             ("events", Json::Num(events as f64)),
             ("per_s", Json::Num(rate)),
             ("lost", Json::Num(lost as f64)),
+            ("numbered", Json::Num(numbered as f64)),
         ]));
     }
     println!(

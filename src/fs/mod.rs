@@ -76,7 +76,7 @@ struct Shared {
     /// Work for the notification thread.
     tasks: Sender<notify::Task>,
     /// Lines whose `value` should get an inotify IN_MODIFY.
-    touch: Sender<u32>,
+    touches: notify::Touches,
     /// The thread that truncates `value` files for inotify, so that its
     /// own requests are recognised.
     toucher_tid: AtomicU32,
@@ -131,7 +131,7 @@ impl GpioFs {
         options: FsOptions,
     ) -> std::io::Result<(GpioFs, FsHandle)> {
         let (tasks, tasks_rx) = crossbeam_channel::unbounded();
-        let (touch, touch_rx) = crossbeam_channel::unbounded();
+        let (touches, touch_wake) = notify::Touches::new();
         let shared = Arc::new(Shared {
             mux,
             sim,
@@ -144,10 +144,10 @@ impl GpioFs {
             signals: open_signal_watch(),
             notifier: OnceLock::new(),
             tasks,
-            touch,
+            touches,
             toucher_tid: AtomicU32::new(0),
         });
-        notify::spawn(shared.clone(), tasks_rx, touch_rx)?;
+        notify::spawn(shared.clone(), tasks_rx, touch_wake)?;
         let listener: Arc<dyn Listener> = shared.clone();
         shared.mux.listen(Arc::downgrade(&listener));
         Ok((

@@ -4,15 +4,16 @@
 use std::collections::BTreeSet;
 use std::ffi::{CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::thread;
 
-use crossbeam_channel::{Receiver, after, never, select};
+use crossbeam_channel::{Receiver, Sender, after, bounded, never, select};
 use fuser::INodeNo;
 
 use super::node::{GpioEntry, Node};
 use super::{Shared, signals};
+use crate::lock;
 use crate::mux::{Listener, Notice};
 
 /// Work for the notification thread, run in the order queued.
@@ -21,7 +22,7 @@ pub(super) type Task = Box<dyn FnOnce(&Shared) + Send>;
 pub(super) fn spawn(
     shared: Arc<Shared>,
     tasks: Receiver<Task>,
-    touch: Receiver<u32>,
+    touch: Receiver<()>,
 ) -> std::io::Result<()> {
     let toucher = shared.clone();
     if shared.signals.is_some() {
@@ -39,7 +40,8 @@ pub(super) fn spawn(
             // SAFETY: gettid has no preconditions.
             let tid = unsafe { libc::gettid() } as u32;
             toucher.toucher_tid.store(tid, Ordering::Relaxed);
-            touch_values(&toucher.options.mountpoint, &touch)
+            run_at_idle_priority();
+            touch_values(&toucher.options.mountpoint, &toucher.touches, &touch)
         })?;
     Ok(())
 }
@@ -86,7 +88,7 @@ impl Listener for Shared {
     fn notice(&self, notice: Notice) {
         match notice {
             // On the event thread, at once: this is the latency that counts.
-            Notice::Edge { global, counted } => {
+            Notice::Edges { global, counted } => {
                 for file in self.files().of_line(global) {
                     if file.stream.is_some() || (counted && file.is_value()) {
                         file.wake_pollers();
@@ -94,7 +96,7 @@ impl Listener for Shared {
                 }
                 self.complete_held(global);
                 if counted {
-                    let _ = self.touch.send(global);
+                    self.touches.add(global);
                 }
             }
             // Queued: it comes from an unexport write, and dropping the
@@ -134,14 +136,57 @@ fn forget_line(shared: &Shared, global: u32) {
     }
 }
 
+/// Lets the inotify helper run only when the pollers woken by the same
+/// edge have had the CPUs and the FUSE workers: its truncate is a FUSE
+/// request too, and would queue ahead of theirs. The kernel likewise raises
+/// IN_MODIFY from a work item after waking pollers. SCHED_IDLE threads
+/// still get a small share of a busy CPU, so the events come, later.
+fn run_at_idle_priority() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: pid 0 is the calling thread; `param` is valid.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0 {
+        log::debug!(
+            "inotify helper keeps normal priority: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// Lines waiting for an inotify touch: a set, so a burst of edges costs
+/// one touch per line and no memory, and one pending wake-up at most.
+pub(super) struct Touches {
+    lines: Mutex<BTreeSet<u32>>,
+    wake: Sender<()>,
+}
+
+impl Touches {
+    pub(super) fn new() -> (Self, Receiver<()>) {
+        let (wake, woken) = bounded(1);
+        let touches = Self {
+            lines: Mutex::default(),
+            wake,
+        };
+        (touches, woken)
+    }
+
+    fn add(&self, global: u32) {
+        if lock(&self.lines).insert(global) {
+            let _ = self.wake.try_send(());
+        }
+    }
+
+    fn take(&self) -> BTreeSet<u32> {
+        std::mem::take(&mut *lock(&self.lines))
+    }
+}
+
 /// FUSE cannot raise inotify events, but the kernel raises IN_MODIFY for
 /// any truncate through the mount. So this thread truncates the value file
 /// of every line that had an event, and `setattr` ignores its requests
-/// (by thread id). Bursts are coalesced.
-fn touch_values(mountpoint: &std::path::Path, touch: &Receiver<u32>) {
-    while let Ok(first) = touch.recv() {
-        let lines: BTreeSet<u32> = std::iter::once(first).chain(touch.try_iter()).collect();
-        for global in lines {
+/// (by thread id).
+fn touch_values(mountpoint: &std::path::Path, touches: &Touches, woken: &Receiver<()>) {
+    while woken.recv().is_ok() {
+        for global in touches.take() {
             let path = mountpoint.join(format!("gpio{global}/value"));
             let Ok(path) = CString::new(path.as_os_str().as_bytes()) else {
                 continue;

@@ -310,7 +310,20 @@ impl Line {
         }
     }
 
-    pub(super) fn on_edge(&self, edge: Edge) {
+    /// Counts and queues a burst of edges, then announces it once.
+    pub(super) fn on_edges(&self, edges: &[Edge]) {
+        let mut counted = false;
+        for &edge in edges {
+            counted |= self.on_edge(edge);
+        }
+        self.announcer.announce(Notice::Edges {
+            global: self.global,
+            counted,
+        });
+    }
+
+    /// Counts and queues one edge; true if it matched `edge`.
+    fn on_edge(&self, edge: Edge) -> bool {
         // Carry the kernel's own drops over as gaps in our numbering.
         let previous = self.kernel_seqno.swap(edge.line_seqno, Ordering::AcqRel);
         let gap = edge
@@ -318,13 +331,13 @@ impl Line {
             .checked_sub(previous)
             .filter(|&d| d > 1)
             .unwrap_or(1);
-        self.seqno.fetch_add(u64::from(gap), Ordering::AcqRel);
+        let seqno = self.seqno.fetch_add(u64::from(gap), Ordering::AcqRel) + u64::from(gap);
         let counted = lock(&self.counted_edges).matches(edge.kind);
         if counted {
             self.events.fetch_add(1, Ordering::AcqRel);
         }
         let event = StreamEvent {
-            seqno: self.seqno.load(Ordering::Acquire),
+            seqno,
             timestamp_ns: edge.timestamp_ns,
             kind: edge.kind,
             value: edge.kind == EdgeKind::Rising,
@@ -336,10 +349,7 @@ impl Line {
                 let _ = subscriber.tx.try_send(event);
             }
         }
-        self.announcer.announce(Notice::Edge {
-            global: self.global,
-            counted,
-        });
+        counted
     }
 
     /// Releases the request and ends every stream.

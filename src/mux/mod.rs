@@ -98,9 +98,9 @@ impl Announcer {
 /// What changed, for the layer that wakes pollers and readers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Notice {
-    /// An edge on an exported line; `counted` when it matched `edge` and so
-    /// bumped the line's event counter.
-    Edge { global: u32, counted: bool },
+    /// Edges on an exported line (one or a burst); `counted` when any
+    /// matched `edge` and so bumped the line's event counter.
+    Edges { global: u32, counted: bool },
     /// An exported line went away (unexport or chip removal).
     LineGone { global: u32 },
 }
@@ -281,7 +281,11 @@ impl Mux {
 
     fn handle(&self, event: BackendEvent) {
         match event {
-            BackendEvent::Edge { chip, offset, edge } => {
+            BackendEvent::Edges {
+                chip,
+                offset,
+                edges,
+            } => {
                 let line = {
                     let registry = self.read();
                     registry
@@ -290,7 +294,7 @@ impl Mux {
                         .and_then(|c| registry.lines.get(&(c.base + offset)).cloned())
                 };
                 if let Some(line) = line {
-                    line.on_edge(edge);
+                    line.on_edges(&edges);
                 }
             }
             BackendEvent::ChipAdded(info) => self.add_chip(info),

@@ -168,15 +168,18 @@ impl Watches {
         // Delivered without the lock: the listener may reconfigure or drop
         // this very request. An edge read just before a concurrent unexport
         // thus arrives after it, and is dropped for want of a line.
-        let mut open = true;
-        for edge in buf[..n].chunks_exact(EVENT_SIZE).filter_map(parse_edge) {
-            open &= events(BackendEvent::Edge {
-                chip: watched.chip.clone(),
-                offset: watched.offset,
-                edge,
-            });
+        let edges: Vec<Edge> = buf[..n]
+            .chunks_exact(EVENT_SIZE)
+            .filter_map(parse_edge)
+            .collect();
+        if edges.is_empty() {
+            return true;
         }
-        open
+        events(BackendEvent::Edges {
+            chip: watched.chip.clone(),
+            offset: watched.offset,
+            edges,
+        })
     }
 
     /// Reads what edges there are into `buf`; returns the bytes read.
@@ -281,36 +284,48 @@ mod tests {
         let chip: ChipName = "gpiochip9".into();
         let watched = watches.watch(&chip, 77, 5, read.as_raw_fd()).unwrap();
 
+        // Edges read together arrive together.
         let mut burst = raw_edge(1, 100, 5, 1, 1);
         burst.extend(raw_edge(2, 200, 5, 2, 2));
         write.write_all(&burst).unwrap();
         let timeout = Duration::from_secs(5);
-        for (kind, ts, seq) in [(EdgeKind::Rising, 100, 1), (EdgeKind::Falling, 200, 2)] {
-            assert_eq!(
-                rx.recv_timeout(timeout).unwrap(),
-                BackendEvent::Edge {
-                    chip: chip.clone(),
-                    offset: 5,
-                    edge: Edge {
-                        kind,
-                        timestamp_ns: ts,
-                        line_seqno: seq
+        assert_eq!(
+            rx.recv_timeout(timeout).unwrap(),
+            BackendEvent::Edges {
+                chip: chip.clone(),
+                offset: 5,
+                edges: vec![
+                    Edge {
+                        kind: EdgeKind::Rising,
+                        timestamp_ns: 100,
+                        line_seqno: 1
+                    },
+                    Edge {
+                        kind: EdgeKind::Falling,
+                        timestamp_ns: 200,
+                        line_seqno: 2
                     }
-                }
-            );
-        }
+                ]
+            }
+        );
 
-        // More than one read's worth arrives whole, in order.
+        // More than one read's worth arrives whole, in order, in batches
+        // of at most one read.
         let many: Vec<u8> = (1..=40)
             .flat_map(|i| raw_edge(1, i, 5, i as u32, i as u32))
             .collect();
         write.write_all(&many).unwrap();
-        for i in 1..=40 {
+        let mut seen = Vec::new();
+        while seen.len() < 40 {
             match rx.recv_timeout(timeout).unwrap() {
-                BackendEvent::Edge { edge, .. } => assert_eq!(edge.line_seqno, i),
+                BackendEvent::Edges { edges, .. } => {
+                    assert!(edges.len() <= EVENTS_PER_READ);
+                    seen.extend(edges.iter().map(|e| e.line_seqno));
+                }
                 other => panic!("{other:?}"),
             }
         }
+        assert_eq!(seen, (1..=40).collect::<Vec<u32>>());
 
         // After unwatch nothing of this fd is reported any more.
         watches.unwatch(&watched);
