@@ -28,6 +28,13 @@ fn flag(value: bool) -> &'static [u8] {
     if value { b"1\n" } else { b"0\n" }
 }
 
+/// The text of a line's `value`: one of two constants, so reading it needs
+/// no buffer.
+pub(super) fn value_text(line: Option<&Arc<Line>>) -> Result<&'static [u8]> {
+    let value = line_of(line)?.value().map_err(|e| e.errno())?;
+    Ok(flag(value))
+}
+
 impl Attributes<'_> {
     /// The simulator and the label of its chip number `chip`.
     fn sim_chip(&self, chip: u32) -> Result<(&SimBackend, String)> {
@@ -62,12 +69,11 @@ impl Attributes<'_> {
             }
             Node::Gpio { entry, .. } => {
                 let line = line_of(line)?;
-                let map = |e: crate::mux::Error| e.errno();
                 match entry {
                     GpioEntry::Direction => {
                         out.write_all(if line.is_output() { b"out\n" } else { b"in\n" })
                     }
-                    GpioEntry::Value => out.write_all(flag(line.value().map_err(map)?)),
+                    GpioEntry::Value => out.write_all(value_text(Some(line))?),
                     GpioEntry::Edge => writeln!(out, "{}", name_of(&EDGES, line.edge())),
                     GpioEntry::ActiveLow => out.write_all(flag(line.active_low())),
                     GpioEntry::Bias => writeln!(out, "{}", name_of(&BIASES, line.bias())),

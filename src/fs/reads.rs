@@ -2,6 +2,7 @@
 //! `events` stream, or `value` under `--blocking-value`).
 
 use super::Shared;
+use super::content::value_text;
 use super::files::OpenFile;
 use super::held::Outcome;
 use crate::lock;
@@ -44,11 +45,17 @@ impl Shared {
         size: u32,
         answer: impl FnOnce(Result<&[u8], i32>) -> T,
     ) -> T {
-        let mut text = lock(&file.text);
         // `value` is a preallocated sysfs file: every read shows it afresh
-        // and re-arms poll. Other attributes are seq_files: a read at
-        // offset 0 shows them, later offsets read that text.
-        if offset == 0 || text.is_empty() || file.is_value() {
+        // and re-arms poll. The hot path: no lock is held while the backend
+        // reads the line, and nothing is allocated.
+        if file.is_value() {
+            file.mark_read();
+            return answer(value_text(file.line.as_ref()).map(|text| window(text, offset, size)));
+        }
+        // Other attributes are seq_files: a read at offset 0 shows them,
+        // later offsets read that text.
+        let mut text = lock(&file.text);
+        if offset == 0 || text.is_empty() {
             file.mark_read();
             if let Err(errno) = self
                 .attributes()
@@ -58,8 +65,12 @@ impl Shared {
                 return answer(Err(errno));
             }
         }
-        let start = (offset as usize).min(text.len());
-        let end = (start + size as usize).min(text.len());
-        answer(Ok(&text[start..end]))
+        answer(Ok(window(&text, offset, size)))
     }
+}
+
+/// The part of `text` a read of `size` bytes at `offset` gets.
+fn window(text: &[u8], offset: u64, size: u32) -> &[u8] {
+    let start = (offset as usize).min(text.len());
+    &text[start..(start + size as usize).min(text.len())]
 }
