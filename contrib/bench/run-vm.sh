@@ -33,7 +33,7 @@
 # Also: `run-vm.sh --report DIR` prints the summary of the JSONs in DIR
 # (used by run-native.sh); `--guest` is the part that runs inside the VM.
 #
-# Takes about 15-20 minutes on a 2-core machine (everything in the VM is
+# Takes about 13 minutes on a 2-core machine (everything in the VM is
 # emulated, ~10x slower). Run it on an otherwise idle machine.
 set -euo pipefail
 
