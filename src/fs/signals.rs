@@ -24,8 +24,8 @@ pub(super) const POLLED_SCAN: Duration = Duration::from_millis(50);
 /// Scan period with tracepoints, for what they do not show.
 pub(super) const WATCHED_SCAN: Duration = Duration::from_secs(1);
 /// Least time between two scans the tracepoints ask for: a busy system
-/// sends many signals.
-pub(super) const WATCHED_SPACING: Duration = Duration::from_millis(20);
+/// sends many signals, and this keeps the cost at most that of polling.
+pub(super) const WATCHED_SPACING: Duration = POLLED_SCAN;
 
 const TRACEFS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 const TRACEPOINTS: [&str; 2] = ["signal/signal_generate", "sched/sched_process_exit"];
