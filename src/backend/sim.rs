@@ -173,9 +173,7 @@ impl SimBackend {
             return Err("a wire must join two lines, and an input takes one wire".into());
         }
         state.wires.push((from, to));
-        self.inner.settle(&mut state);
-        drop(state);
-        self.inner.deliver();
+        self.inner.settle_and_deliver(state);
         Ok(())
     }
 
@@ -191,9 +189,7 @@ impl SimBackend {
             .pin_by_label(label, offset)
             .map_err(|_| BackendError::new(libc::ENODEV, "no such simulated line"))?;
         let result = f(&mut state.chips[c].1[o as usize])?;
-        self.inner.settle(&mut state);
-        drop(state);
-        self.inner.deliver();
+        self.inner.settle_and_deliver(state);
         Ok(result)
     }
 
@@ -256,13 +252,18 @@ impl Inner {
                 outbox.delivering = next.is_some();
                 next
             };
-            match next {
-                Some(event) => {
-                    sink(event);
-                }
-                None => return,
-            }
+            let Some(event) = next else {
+                return;
+            };
+            sink(event);
         }
+    }
+
+    /// Settles, then releases the state and delivers the edges.
+    fn settle_and_deliver(&self, mut state: MutexGuard<'_, State>) {
+        self.settle(&mut state);
+        drop(state);
+        self.deliver();
     }
 
     /// Recomputes every level and queues the edges that inputs asked for;
@@ -326,9 +327,7 @@ impl Inner {
     ) -> Result<()> {
         let mut state = self.lock();
         f(state.requested_line(pin, id)?)?;
-        self.settle(&mut state);
-        drop(state);
-        self.deliver();
+        self.settle_and_deliver(state);
         Ok(())
     }
 }
@@ -519,9 +518,7 @@ impl Drop for SimRequest {
         let line = &mut state.chips[self.pin.0].1[self.pin.1 as usize];
         if line.request.as_ref().map(|h| h.id) == Some(self.id) {
             line.request = None;
-            self.inner.settle(&mut state);
-            drop(state);
-            self.inner.deliver();
+            self.inner.settle_and_deliver(state);
         }
     }
 }
