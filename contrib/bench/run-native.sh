@@ -22,11 +22,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-log() { echo "bench: $*" >&2; }
-die() {
-	echo "bench: ERROR: $*" >&2
-	exit 1
-}
+# shellcheck source=contrib/bench/common.sh
+. "$HERE/common.sh"
 usage() {
 	sed -n '/^# usage:/,/^# Environment:/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
 	exit 2
@@ -44,13 +41,7 @@ while (($#)); do
 done
 cd "$REPO"
 T0=$SECONDS
-if [[ -z $OUT ]]; then
-	OUT=target/bench/native-$(date +%Y%m%d-%H%M%S)
-	mkdir -p target/bench
-	ln -sfn "${OUT##*/}" target/bench/native-latest
-fi
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd -P)
+OUT=$(results_dir native "$OUT")
 [[ -c /dev/fuse ]] || die "no /dev/fuse: FUSE is needed"
 
 log "cargo build --release (gpiofs, gpiofs-bench, fuse_floor)"

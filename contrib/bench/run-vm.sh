@@ -44,11 +44,8 @@ CACHE=${GPIOFS_BENCH_CACHE:-$HOME/.cache/gpiofs-bench}
 VENV=$CACHE/venv-gpiod-sysfs-proxy-$PROXY_VERSION
 UDEV=$CACHE/udev
 
-log() { echo "bench: $*" >&2; }
-die() {
-	echo "bench: ERROR: $*" >&2
-	exit 1
-}
+# shellcheck source=contrib/bench/common.sh
+. "$HERE/common.sh"
 
 # ------------------------------------------------------------- the report
 
@@ -398,13 +395,7 @@ while (($#)); do
 done
 cd "$REPO"
 T0=$SECONDS
-if [[ -z $OUT ]]; then
-	OUT=target/bench/vm-$(date +%Y%m%d-%H%M%S)
-	mkdir -p target/bench
-	ln -sfn "${OUT##*/}" target/bench/vm-latest
-fi
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd -P)
+OUT=$(results_dir vm "$OUT")
 
 # Debian packages: pyfuse3 builds against libfuse3 (pkg-config), the venv
 # uses the system python (the VM runs /usr/bin/python3: fast to start there).
