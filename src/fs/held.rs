@@ -122,11 +122,11 @@ impl Shared {
     pub(super) fn scan_held(&self) {
         self.finish_held(|read| read.interrupted().then_some(Outcome::Error(libc::EINTR)));
         let held = lock(&self.held);
-        if held.is_empty() {
-            self.scanning.store(false, Ordering::Release);
-            if let Some(watch) = &self.signals {
-                watch.arm(false);
-            }
+        if held.is_empty()
+            && self.scanning.swap(false, Ordering::AcqRel)
+            && let Some(watch) = &self.signals
+        {
+            watch.arm(false);
         }
     }
 

@@ -68,7 +68,8 @@ struct Shared {
     files: RwLock<OpenFiles>,
     held: Mutex<Vec<HeldRead>>,
     /// Whether held readers are being watched for signals (set with the
-    /// first held read, cleared by the scan that finds none).
+    /// first held read, cleared by the scan that finds none; both under
+    /// the `held` lock). The signal watch is armed exactly while it is set.
     scanning: AtomicBool,
     /// Wake-ups on signals anywhere, where the kernel allows them.
     signals: Option<SignalWatch>,

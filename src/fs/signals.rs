@@ -15,7 +15,7 @@
 use std::fs;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Scan period without tracepoints: well inside the 100 ms a signalled
@@ -151,7 +151,6 @@ impl Drop for PerfEvent {
 /// Signals and exits anywhere on the system, as wake-ups.
 pub(super) struct SignalWatch {
     events: Vec<PerfEvent>,
-    armed: AtomicBool,
 }
 
 impl SignalWatch {
@@ -164,18 +163,13 @@ impl SignalWatch {
                 events.push(PerfEvent::open(id, cpu)?);
             }
         }
-        Ok(Self {
-            events,
-            armed: AtomicBool::new(false),
-        })
+        Ok(Self { events })
     }
 
-    /// Turns the events on or off (a no-op if they already are).
+    /// Turns the events on or off (the caller tracks which they are).
     pub(super) fn arm(&self, on: bool) {
-        if self.armed.swap(on, Ordering::AcqRel) != on {
-            for event in &self.events {
-                event.set_enabled(on);
-            }
+        for event in &self.events {
+            event.set_enabled(on);
         }
     }
 
