@@ -21,6 +21,7 @@ use std::path::Path;
 use std::time::Duration;
 use std::time::SystemTime;
 
+use log::debug;
 use log::warn;
 #[cfg(target_os = "macos")]
 pub use reply::ReplyXTimes;
@@ -408,6 +409,22 @@ pub trait Filesystem: Send + Sync + 'static {
     /// Clean up filesystem.
     /// Called on filesystem exit.
     fn destroy(&mut self) {}
+
+    /// Interrupt a request in progress: the process that made request
+    /// `unique` got a signal while waiting for its reply.
+    ///
+    /// Return `Ok(())` after arranging for the interrupted request to be
+    /// answered (usually with `EINTR`) or when it has been answered
+    /// already: the kernel expects no reply to the interrupt itself.
+    /// Return `Err(Errno::EAGAIN)` to have the kernel send the interrupt
+    /// again (when the request has not been seen yet). The default,
+    /// `Err(Errno::ENOSYS)`, tells the kernel that this filesystem never
+    /// handles interrupts: from then on it sends none on this connection,
+    /// and callers wait for replies killable-only.
+    fn interrupt(&self, _req: &Request, unique: RequestId) -> Result<(), Errno> {
+        debug!("[Not Implemented] interrupt(unique: {unique:?})");
+        Err(Errno::ENOSYS)
+    }
 
     /// Look up a directory entry by name and get its attributes.
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {

@@ -114,9 +114,11 @@ impl<'a> RequestWithSender<'a> {
                 return Err(Errno::EIO);
             }
 
-            ll::Operation::Interrupt(_) => {
-                // TODO: handle FUSE_INTERRUPT
-                return Err(Errno::ENOSYS);
+            ll::Operation::Interrupt(x) => {
+                // The kernel expects no reply unless the filesystem asks
+                // for the interrupt to be queued again (EAGAIN) or declines
+                // interrupts for the whole connection (ENOSYS).
+                filesystem.interrupt(self.request_header(), x.unique())?;
             }
 
             ll::Operation::Lookup(x) => {

@@ -271,11 +271,21 @@ impl<FS: Filesystem> Session<FS> {
 
         let mut channels = Vec::with_capacity(n_threads);
 
+        let mut clone_fd = config.clone_fd;
         for _ in 0..n_threads_minus_one {
-            if config.clone_fd {
+            if clone_fd {
                 #[cfg(target_os = "linux")]
                 {
-                    channels.push(ch.clone_fd()?);
+                    // Some kernels and emulators (qemu-user) lack
+                    // FUSE_DEV_IOC_CLONE: every thread then reads the one fd.
+                    match ch.clone_fd() {
+                        Ok(clone) => channels.push(clone),
+                        Err(e) => {
+                            warn!("cannot clone the /dev/fuse fd ({e}); threads share one fd");
+                            clone_fd = false;
+                            channels.push(ch.clone());
+                        }
+                    }
                     continue;
                 }
                 #[cfg(not(target_os = "linux"))]
