@@ -77,6 +77,8 @@ struct Shared {
 /// The FUSE filesystem.
 pub struct GpioFs {
     shared: Arc<Shared>,
+    /// Called when the FUSE session ends (fuser's `destroy`).
+    session_end: Option<Box<dyn FnOnce() + Send + Sync>>,
 }
 
 /// Lets `main` reach the running filesystem after the session owns it.
@@ -127,9 +129,19 @@ impl GpioFs {
         Ok((
             GpioFs {
                 shared: shared.clone(),
+                session_end: None,
             },
             FsHandle { shared },
         ))
+    }
+}
+
+impl GpioFs {
+    /// Has `f` called when the FUSE session ends, e.g. by an external
+    /// `umount`.
+    pub fn on_session_end(mut self, f: Box<dyn FnOnce() + Send + Sync>) -> Self {
+        self.session_end = Some(f);
+        self
     }
 }
 

@@ -11,8 +11,8 @@ use std::thread;
 use crossbeam_channel::{Receiver, Sender, bounded};
 use fuser::INodeNo;
 
-use super::node::{GpioEntry, Node};
 use super::Shared;
+use super::node::{GpioEntry, Node};
 use crate::lock;
 use crate::mux::{Listener, Notice};
 

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 use fuser::{
     Errno, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
     OpenAccMode, OpenFlags, PollEvents, PollFlags, PollNotifier, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyPoll, ReplyWrite, ReplyXattr, Request, RequestId,
-    TimeOrNow, WriteFlags,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyPoll, ReplyWrite, ReplyXattr, Request,
+    RequestId, TimeOrNow, WriteFlags,
 };
 
 use super::GpioFs;
@@ -103,6 +103,12 @@ impl GpioFs {
 }
 
 impl Filesystem for GpioFs {
+    fn destroy(&mut self) {
+        if let Some(session_end) = self.session_end.take() {
+            session_end();
+        }
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let found = Node::from_ino(parent.0).and_then(|parent| {
             let node = self.shared.lookup(parent, name.to_str()?)?;
@@ -306,7 +312,8 @@ impl Filesystem for GpioFs {
         };
         if self.shared.read_blocks(&file, offset) {
             let nonblock = flags.0 & libc::O_NONBLOCK != 0;
-            self.shared.hold(file, size, nonblock, req.unique().0, reply);
+            self.shared
+                .hold(file, size, nonblock, req.unique().0, reply);
         } else {
             self.shared
                 .read_text(&file, offset, size, |text| match text {
