@@ -69,7 +69,16 @@ pub fn run(config: Config) -> Result<(), Error> {
         .map_err(|e| Error::Setup(format!("cannot block signals: {e}")))?;
 
     let mountpoint = mounts::prepare(&config.mountpoint)?;
-    let (backend, sim) = start_backend(&config)?;
+    let sim = match config.sim.is_empty() {
+        true => None,
+        false => Some(Arc::new(
+            SimBackend::new(&config.sim).map_err(Error::Setup)?,
+        )),
+    };
+    let backend: Arc<dyn Backend> = match &sim {
+        Some(sim) => sim.clone(),
+        None => Arc::new(CdevBackend::new()),
+    };
     let options = Options {
         consumer: config.consumer.clone(),
         bases: config.bases.iter().cloned().collect::<HashMap<_, _>>(),
@@ -146,14 +155,6 @@ pub fn run(config: Config) -> Result<(), Error> {
     }
     std::mem::forget(session);
     Ok(())
-}
-
-fn start_backend(config: &Config) -> Result<(Arc<dyn Backend>, Option<Arc<SimBackend>>), Error> {
-    if config.sim.is_empty() {
-        return Ok((Arc::new(CdevBackend::new()), None));
-    }
-    let sim = Arc::new(SimBackend::new(&config.sim).map_err(Error::Setup)?);
-    Ok((sim.clone(), Some(sim)))
 }
 
 fn wire(sim: &SimBackend, mux: &Mux, wires: &[(u32, u32)]) -> Result<(), Error> {
