@@ -349,6 +349,59 @@ fn overflow_keeps_newest_for_readers_blocked_in_read() {
     }
 }
 
+/// Defect 8: slow readers that keep reading (blocking reads of 64 KiB and
+/// of 64 bytes, 1 ms apart) through the burst: whatever they lose, SEQNOs only go up and
+/// the last one read is the line's last edge.
+#[test]
+fn overflow_keeps_newest_for_readers_reading_through_the_burst() {
+    let Some(m) = mount(DEMO) else { return };
+    m.put("export", "517");
+    let tail = Tail::start(&m.p("gpio517/events"));
+    let readers: Vec<_> = [65536usize, 64]
+        .into_iter()
+        .map(|size| {
+            let fd = m.open("gpio517/events", libc::O_RDONLY).want_ok();
+            let reader = thread::spawn(move || {
+                let mut evs: Vec<Event> = Vec::new();
+                while evs.last().is_none_or(|e| e.seq < BURST) {
+                    let bytes = fd.read(size).want_ok();
+                    if bytes.is_empty() {
+                        break; // unexported: the newest never came
+                    }
+                    evs.extend(parse_events(&bytes));
+                    thread::sleep(Duration::from_millis(1));
+                }
+                evs
+            });
+            (size, reader)
+        })
+        .collect();
+    burst(&m, &tail, BURST);
+    // A reader that lost the newest events would wait for ever: end it.
+    if !wait_until(SOON, || readers.iter().all(|(_, r)| r.is_finished())) {
+        m.put("unexport", "517");
+    }
+    for (size, reader) in readers {
+        let evs = reader.join().unwrap();
+        let lost = BURST - evs.len() as u64;
+        println!(
+            "reader of {size}-byte reads through the burst: read {} events, lost {lost}",
+            evs.len()
+        );
+        if let Some(w) = evs.windows(2).find(|w| w[1].seq <= w[0].seq) {
+            panic!(
+                "{size}-byte reader: SEQNO went back from {} to {}",
+                w[0].seq, w[1].seq
+            );
+        }
+        assert_eq!(
+            evs.last().map(|e| e.seq),
+            Some(BURST),
+            "{size}-byte reader did not end with the newest event"
+        );
+    }
+}
+
 fn stalled_readers_keep_newest(readers: usize, piece: usize) {
     let Some(m) = mount(DEMO) else { return };
     m.put("export", "517");
