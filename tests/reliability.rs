@@ -502,27 +502,6 @@ fn group_without_allow_other_warns() {
     );
 }
 
-/// Removes the colour sequences (ESC [ digits;... m) the logger itself
-/// writes, leaving any other control byte.
-fn strip_sgr(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i..].starts_with(b"\x1b[") {
-            let end = bytes[i + 2..]
-                .iter()
-                .position(|b| !(b.is_ascii_digit() || *b == b';'));
-            if let Some(n) = end.filter(|&n| bytes[i + 2 + n] == b'm') {
-                i += 3 + n;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    out
-}
-
 /// Defect 9: a consumer name with control bytes, written to a simulator
 /// `hog` file, reaches the log escaped.
 #[test]
@@ -546,11 +525,6 @@ fn hog_consumer_with_control_bytes_is_logged_escaped() {
         raw.is_empty(),
         "raw control bytes {raw:02x?} in the log:\n{text:?}"
     );
-}
-
-/// The value at quantile `q` of sorted `v`, in microseconds.
-fn quantile_us(v: &[u64], q: f64) -> u64 {
-    v[((v.len() - 1) as f64 * q).round() as usize] / 1000
 }
 
 /// Defect 7: 100 processes blocked in read() of `events` get EINTR from

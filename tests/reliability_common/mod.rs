@@ -272,3 +272,29 @@ pub fn assert_refused(what: &str, refusal: &Refusal, text: &str, needles: &[&str
 }
 
 pub mod readers;
+
+/// The value at quantile `q` of sorted `v`, in microseconds.
+pub fn quantile_us(v: &[u64], q: f64) -> u64 {
+    v[((v.len() - 1) as f64 * q).round() as usize] / 1000
+}
+
+/// Removes the colour sequences (ESC [ digits;... m) the logger itself
+/// writes, leaving any other control byte.
+pub fn strip_sgr(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i..].starts_with(b"\x1b[") {
+            let end = bytes[i + 2..]
+                .iter()
+                .position(|b| !(b.is_ascii_digit() || *b == b';'));
+            if let Some(n) = end.filter(|&n| bytes[i + 2 + n] == b'm') {
+                i += 3 + n;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    out
+}
