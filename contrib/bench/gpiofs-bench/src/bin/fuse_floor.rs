@@ -15,6 +15,8 @@
 //!     ... -- MOUNTPOINT --trigger                  every write to
 //!                                                  MOUNTPOINT/trigger is an edge
 
+#![deny(unsafe_code)]
+
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::sync::atomic::{AtomicU64, Ordering};
