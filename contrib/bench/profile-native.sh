@@ -3,7 +3,8 @@
 # to the FUSE floor, on this machine's kernel (no GPIO hardware: gpiofs runs
 # --sim). For each of floor and gpiofs, `perf record` (cpu-clock, DWARF call
 # graphs) samples the daemon
-#   poll128   while gpiofs-bench makes edges back to back for 128 pollers
+#   poll1, poll128   while gpiofs-bench makes edges back to back for 1
+#                    and for 128 pollers
 #   reads     while gpiofs-bench preads one value file in a loop
 # and writes <name>-<workload>.data (open with `perf report -i`) and
 # profile.txt: samples per thread, then the top call-graph entries
@@ -88,19 +89,25 @@ profile() { # NAME WORKLOAD BENCH-ARGS...: samples the daemon while the bench ru
 	[[ $load == reads ]] || kill -INT "$bench" 2>/dev/null || true
 	wait "$bench" 2>/dev/null || true
 }
-EDGES=(--pollers 128 --edges 1000000 --row-edges 128=1000000 --throughput-secs 0.3)
+edges() { echo --pollers "$1" --edges 1000000 --row-edges "$1=1000000" --throughput-secs 0.3; }
 # reads for SECS + 3 seconds (3 windows), so that they span the sampling
 READS=(--throughput-secs $((SECS + 3)))
 
 mkdir -p "$WORK/floor" "$WORK/gpiofs"
 start floor "$REPO/target/release/fuse_floor" "$WORK/floor" --trigger
-profile floor poll128 --value-file "$WORK/floor/value" --trigger "$WORK/floor/trigger" "${EDGES[@]}"
+for p in 1 128; do
+	# shellcheck disable=SC2046 # edges prints words
+	profile floor "poll$p" --value-file "$WORK/floor/value" --trigger "$WORK/floor/trigger" $(edges "$p")
+done
 profile floor reads --value-file "$WORK/floor/value" "${READS[@]}"
 stop floor
 
 start gpiofs "$REPO/target/release/gpiofs" --sim bench:8 "$WORK/gpiofs"
-profile gpiofs poll128 --class-dir "$WORK/gpiofs" --input 512 --output 513 \
-	--trigger "$WORK/gpiofs/sim/bench/line0/pull" "${EDGES[@]}"
+for p in 1 128; do
+	# shellcheck disable=SC2046 # edges prints words
+	profile gpiofs "poll$p" --class-dir "$WORK/gpiofs" --input 512 --output 513 \
+		--trigger "$WORK/gpiofs/sim/bench/line0/pull" $(edges "$p")
+done
 echo 512 >"$WORK/gpiofs/export"
 profile gpiofs reads --value-file "$WORK/gpiofs/gpio512/value" "${READS[@]}"
 stop gpiofs
@@ -114,7 +121,7 @@ report() { # TITLE PERF-REPORT-ARGS...
 {
 	echo "host: $(uname -r), $(nproc) CPUs; gpiofs $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?'); load: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "perf record -e cpu-clock -F 999 --call-graph dwarf, $SECS s per profile, on the daemon's pid"
-	for data in "$OUT"/{floor,gpiofs}-{poll128,reads}.data; do
+	for data in "$OUT"/{floor,gpiofs}-{poll1,poll128,reads}.data; do
 		echo
 		echo "=== ${data##*/}"
 		report "samples per thread" -i "$data" --sort comm
