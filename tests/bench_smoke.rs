@@ -16,11 +16,10 @@ use common::*;
 fn bench_binary() -> PathBuf {
     let bin = Path::new(env!("CARGO_BIN_EXE_gpiofs")).with_file_name("gpiofs-bench");
     let hint = "build it with `cargo build --workspace --bins` (same profile as the tests)";
-    let built = std::fs::metadata(&bin)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|e| panic!("{}: {e}; {hint}", bin.display()));
+    let built = mtime(&bin).unwrap_or_else(|e| panic!("{}: {e}; {hint}", bin.display()));
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/bench/gpiofs-bench");
-    let newest = newest_mtime(&crate_dir);
+    let newest =
+        newest_source(&crate_dir.join("src")).max(mtime(&crate_dir.join("Cargo.toml")).unwrap());
     assert!(
         built >= newest,
         "{} is older than its sources in {}; {hint}",
@@ -30,19 +29,23 @@ fn bench_binary() -> PathBuf {
     bin
 }
 
-/// The latest modification time of the files under `dir`.
-fn newest_mtime(dir: &Path) -> SystemTime {
+fn mtime(path: &Path) -> std::io::Result<SystemTime> {
+    std::fs::metadata(path)?.modified()
+}
+
+/// The latest modification time of the files gpiofs-bench is built from:
+/// those under `dir` but not src/bin (the crate's other binaries).
+fn newest_source(dir: &Path) -> SystemTime {
     let mut newest = SystemTime::UNIX_EPOCH;
     for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = entry.expect("directory entry").path();
-        let t = if path.is_dir() {
-            newest_mtime(&path)
+        if path.is_dir() {
+            if !path.ends_with("src/bin") {
+                newest = newest.max(newest_source(&path));
+            }
         } else {
-            std::fs::metadata(&path)
-                .and_then(|m| m.modified())
-                .expect("mtime")
-        };
-        newest = newest.max(t);
+            newest = newest.max(mtime(&path).expect("mtime"));
+        }
     }
     newest
 }
