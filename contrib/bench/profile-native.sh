@@ -3,9 +3,9 @@
 # to the FUSE floor, on this machine's kernel (no GPIO hardware: gpiofs runs
 # --sim). For each of floor and gpiofs, `perf record` (cpu-clock, DWARF call
 # graphs) samples the daemon
-#   poll1, poll128   while gpiofs-bench makes edges back to back for 1
-#                    and for 128 pollers
-#   reads     while gpiofs-bench preads one value file in a loop
+#   poll1, poll128, poll1024   while gpiofs-bench makes edges back to back
+#                              for 1, 128 and 1024 pollers
+#   reads                      while gpiofs-bench preads one value file
 # and writes <name>-<workload>.data (open with `perf report -i`) and
 # profile.txt: samples per thread, then the top call-graph entries
 # (inclusive) and the top functions (self) of each profile.
@@ -95,7 +95,7 @@ READS=(--throughput-secs $((SECS + 3)))
 
 mkdir -p "$WORK/floor" "$WORK/gpiofs"
 start floor "$REPO/target/release/fuse_floor" "$WORK/floor" --trigger
-for p in 1 128; do
+for p in 1 128 1024; do
 	# shellcheck disable=SC2046 # edges prints words
 	profile floor "poll$p" --value-file "$WORK/floor/value" --trigger "$WORK/floor/trigger" $(edges "$p")
 done
@@ -103,7 +103,7 @@ profile floor reads --value-file "$WORK/floor/value" "${READS[@]}"
 stop floor
 
 start gpiofs "$REPO/target/release/gpiofs" --sim bench:8 "$WORK/gpiofs"
-for p in 1 128; do
+for p in 1 128 1024; do
 	# shellcheck disable=SC2046 # edges prints words
 	profile gpiofs "poll$p" --class-dir "$WORK/gpiofs" --input 512 --output 513 \
 		--trigger "$WORK/gpiofs/sim/bench/line0/pull" $(edges "$p")
@@ -121,7 +121,7 @@ report() { # TITLE PERF-REPORT-ARGS...
 {
 	echo "host: $(uname -r), $(nproc) CPUs; gpiofs $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?'); load: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "perf record -e cpu-clock -F 999 --call-graph dwarf, $SECS s per profile, on the daemon's pid"
-	for data in "$OUT"/{floor,gpiofs}-{poll1,poll128,reads}.data; do
+	for data in "$OUT"/{floor,gpiofs}-{poll1,poll128,poll1024,reads}.data; do
 		echo
 		echo "=== ${data##*/}"
 		report "samples per thread" -i "$data" --sort comm
