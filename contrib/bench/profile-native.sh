@@ -21,10 +21,6 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 # shellcheck source=contrib/bench/common.sh
 . "$HERE/common.sh"
-usage() {
-	sed -n '/^# usage:/,/^# Environment:/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
-	exit 2
-}
 
 OUT=
 SECS=8
