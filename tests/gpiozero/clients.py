@@ -26,7 +26,6 @@ from gpiozero import (
     LED, PWMLED, Button, Device, DigitalInputDevice, DigitalOutputDevice,
     LineSensor, MotionSensor,
 )
-from gpiozero.exc import PinPWMUnsupported
 
 
 def say(*words):
@@ -171,13 +170,48 @@ def devices():
     expect('LED toggled', led.value, 0)
     led.close()
 
-    try:
-        PWMLED(22)
-    except PinPWMUnsupported:
-        say('ok', 'PWMLED raises PinPWMUnsupported')
-    else:
-        raise AssertionError('PWMLED worked without PWM')
     drive_pin.close()
+    pwm_checks(f'{tree}/gpio{base + 17}/events')
+
+
+def high_fraction(events_path, seconds):
+    """(rising edges, fraction of time high) seen on a line's events
+    stream over *seconds*."""
+    fd = os.open(events_path, os.O_RDONLY | os.O_NONBLOCK)
+    time.sleep(seconds)
+    data = b''
+    while True:
+        try:
+            data += os.read(fd, 65536)
+        except BlockingIOError:
+            break
+    os.close(fd)
+    events = [line.split() for line in data.decode().splitlines()]
+    stamps = [(int(ts), value == '1') for _, ts, _, value in events]
+    high = sum(b[0] - a[0] for a, b in zip(stamps, stamps[1:]) if a[1])
+    span = stamps[-1][0] - stamps[0][0] if len(stamps) > 1 else 0
+    return sum(1 for _, v in stamps if v), high / span if span else 0
+
+
+def pwm_checks(events_of_17):
+    """PWMLED(27) wired to 17: software PWM shows on the wire."""
+    watcher = DigitalInputDevice(17, pull_up=None, active_state=True)
+    led = PWMLED(27, frequency=100)
+    expect('PWMLED frequency', led.frequency, 100)
+    expect('PWMLED off', led.value, 0)
+    led.value = 0.25
+    rising, duty = high_fraction(events_of_17, 0.5)
+    say('info', f'PWM 100 Hz, value 0.25: {rising} periods in 0.5 s, duty {duty:.3f}')
+    expect('PWM makes about 50 periods in 0.5 s', 30 <= rising <= 60, True)
+    expect('PWM duty is near 0.25', 0.1 <= duty <= 0.4, True)
+    led.value = 1
+    expect('PWMLED value 1', led.value, 1)
+    time.sleep(0.05)  # the period under way ends first
+    rising, duty = high_fraction(events_of_17, 0.1)
+    expect('value 1 holds the line high', (rising, watcher.value), (0, 1))
+    led.close()
+    expect('closing PWMLED leaves 27 low', settle(watcher, 'value', 0), 0)
+    watcher.close()
     say('devices ok')
 
 

@@ -17,8 +17,8 @@ Line settings (direction, bias, debounce) belong to the line and so are
 shared by every process using it. Edges, when_changed and bounce filtering
 are per process: each pin reads its own ``events`` stream and never
 writes ``edge``. Closing a pin unexports its line only when ``holders``
-shows no other process using it. PWM is not supported (PinPWMUnsupported),
-as in gpiozero's native factory.
+shows no other process using it. PWM is software PWM (a thread writing
+``value``), as lgpio and RPi.GPIO do it.
 """
 
 import errno
@@ -32,12 +32,15 @@ from gpiozero.exc import (
     PinInvalidFunction,
     PinInvalidPin,
     PinInvalidPull,
+    PinInvalidState,
+    PinPWMFixedValue,
     PinSetInput,
     PinUnknownPi,
 )
 from gpiozero.pins.local import LocalPiFactory, LocalPiPin
 
 from .events import EventWatcher
+from .pwm import SoftwarePWM
 from .tree import Tree
 
 __all__ = ['GpiofsFactory', 'GpiofsPin']
@@ -103,6 +106,7 @@ class GpiofsPin(LocalPiPin):
         self._active_low = False
         self._edges = 'both'
         self._bounce = None
+        self._pwm = None
 
     # -- the line in the tree --
 
@@ -139,6 +143,7 @@ class GpiofsPin(LocalPiPin):
 
     def close(self):
         self.when_changed = None
+        self.frequency = None
         if self._value_fd is None:
             return
         os.close(self._value_fd)
@@ -182,15 +187,41 @@ class GpiofsPin(LocalPiPin):
             return action(self._value())
 
     def _get_state(self):
+        if self._pwm:
+            return self._pwm.duty
         level = self._on_line(lambda fd: os.pread(fd, 8, 0)) == b'1\n'
         return level != self._active_low
 
     def _set_state(self, value):
+        if self._pwm:
+            if not 0 <= value <= 1:
+                raise PinInvalidState(f'invalid state "{value}" for pin {self!r}')
+            self._pwm.set(duty=value)
+            return
+        self._set_level(value)
+
+    def _set_level(self, value):
         text = b'1' if bool(value) != self._active_low else b'0'
         try:
             self._on_line(lambda fd: os.pwrite(fd, text, 0))
         except PermissionError:
             raise PinSetInput(f'cannot set state of pin {self!r}') from None
+
+    # -- software PWM --
+
+    def _get_frequency(self):
+        return self._pwm.frequency if self._pwm else None
+
+    def _set_frequency(self, value):
+        if value and not self._pwm:
+            if self.function != 'output':
+                raise PinPWMFixedValue(f'cannot start PWM on pin {self!r}')
+            self._pwm = SoftwarePWM(self._set_level, value)
+        elif value:
+            self._pwm.set(frequency=value)
+        elif self._pwm:
+            pwm, self._pwm = self._pwm, None
+            pwm.stop()
 
     # -- pull and bounce: settings of the line, shared --
 
