@@ -23,9 +23,9 @@ shows no other process using it. PWM is software PWM (a thread writing
 
 import errno
 import os
+from threading import RLock
 
 from gpiozero.exc import (
-    BadPinFactory,
     PinFixedPull,
     PinInvalidBounce,
     PinInvalidEdges,
@@ -107,6 +107,8 @@ class GpiofsPin(LocalPiPin):
         self._edges = 'both'
         self._bounce = None
         self._pwm = None
+        # gpiozero may use a pin from several threads (blink, callbacks).
+        self._lock = RLock()
 
     # -- the line in the tree --
 
@@ -115,21 +117,28 @@ class GpiofsPin(LocalPiPin):
 
     def _value(self):
         """The open ``value`` file, exporting the line first if needed."""
-        if self._value_fd is None:
-            for _ in range(10):
+        with self._lock:
+            if self._value_fd is None:
+                self._value_fd = self._open_value()
+                # The value file shows logical levels; gpiozero wants the
+                # wire's.
+                self._active_low = self._read('active_low') == '1'
+            return self._value_fd
+
+    def _open_value(self):
+        path = self._path('value')
+        for _ in range(10):
+            try:
                 try:
-                    self._value_fd = os.open(
-                        self._path('value'), os.O_RDWR | os.O_CLOEXEC)
-                    break
-                except FileNotFoundError:
-                    # Not exported, or unexported by another process just
-                    # now: export (again).
-                    self.factory.tree.export(self._global)
-            else:
-                raise OSError(errno.ENOENT, f'cannot export {self._dir}')
-            # The value file shows logical levels; gpiozero wants the wire's.
-            self._active_low = self._read('active_low') == '1'
-        return self._value_fd
+                    return os.open(path, os.O_RDWR | os.O_CLOEXEC)
+                except PermissionError:
+                    # Inputs need no write access.
+                    return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                # Not exported, or unexported by another process just now:
+                # export (again).
+                self.factory.tree.export(self._global)
+        raise OSError(errno.ENOENT, f'cannot export {self._dir}')
 
     def _read(self, attr):
         self._value()
@@ -144,14 +153,18 @@ class GpiofsPin(LocalPiPin):
     def close(self):
         self.when_changed = None
         self.frequency = None
-        if self._value_fd is None:
-            return
-        os.close(self._value_fd)
-        self._value_fd = None
-        others = [pid for pid, _, _ in self.factory.tree.holders(self._global)
-                  if pid != os.getpid()]
-        if not others:
-            self.factory.tree.unexport(self._global)
+        with self._lock:
+            if self._value_fd is None:
+                return
+            os.close(self._value_fd)
+            self._value_fd = None
+            try:
+                holders = self.factory.tree.holders(self._global)
+                if not [pid for pid, _, _ in holders if pid != os.getpid()]:
+                    self.factory.tree.unexport(self._global)
+            except OSError:
+                # The tree is gone (gpiofs stopped): nothing to unexport.
+                pass
 
     # -- function and state --
 
@@ -182,8 +195,9 @@ class GpiofsPin(LocalPiPin):
         except OSError as e:
             if e.errno != errno.ENODEV:
                 raise
-            os.close(self._value_fd)
-            self._value_fd = None
+            with self._lock:
+                os.close(self._value_fd)
+                self._value_fd = None
             return action(self._value())
 
     def _get_state(self):
@@ -204,7 +218,10 @@ class GpiofsPin(LocalPiPin):
         text = b'1' if bool(value) != self._active_low else b'0'
         try:
             self._on_line(lambda fd: os.pwrite(fd, text, 0))
-        except PermissionError:
+        except OSError as e:
+            # EPERM: an input; EBADF: opened read-only (no write access).
+            if e.errno not in (errno.EPERM, errno.EBADF):
+                raise
             raise PinSetInput(f'cannot set state of pin {self!r}') from None
 
     # -- software PWM --

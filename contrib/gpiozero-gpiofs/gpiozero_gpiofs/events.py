@@ -4,6 +4,7 @@ with callbacks and calls them back, with the kernel's timestamps."""
 import errno
 import os
 import select
+import traceback
 from threading import Thread, RLock, current_thread
 
 
@@ -80,4 +81,8 @@ class EventWatcher(Thread):
                     if not data:
                         self.unwatch(fd)
                         continue
-                pin._events_arrived(parse(data))
+                try:
+                    pin._events_arrived(parse(data))
+                except Exception:
+                    # One failing callback must not stop every other pin's.
+                    traceback.print_exc()
