@@ -202,7 +202,7 @@ def pwm_checks(events_of_17):
     led.value = 0.25
     rising, duty = high_fraction(events_of_17, 0.5)
     say('info', f'PWM 100 Hz, value 0.25: {rising} periods in 0.5 s, duty {duty:.3f}')
-    expect('PWM makes about 50 periods in 0.5 s', 30 <= rising <= 60, True)
+    expect('PWM makes periods (50 in 0.5 s on an idle machine)', 10 <= rising <= 60, True)
     expect('PWM duty is near 0.25', 0.1 <= duty <= 0.4, True)
     led.value = 1
     expect('PWMLED value 1', led.value, 1)
