@@ -35,6 +35,11 @@ cargo build --release --workspace --bins
 cargo test --release --workspace 2>&1 | tee target/native-tests.log
 native=$(grep -E '^test result:' target/native-tests.log | awk '{p+=$4; f+=$6} END {print p+0, f+0}')
 
+# --- gpiozero (issue 14): the real gpiozero on gpiofs through its pin factory ---
+step "gpiozero through the gpiofs pin factory (tests/gpiozero/run.sh)"
+tests/gpiozero/run.sh
+# --- end gpiozero ---
+
 step "real-kernel suite in a QEMU VM (gpio-sim)"
 vm_status=0
 tests/vm/run-suite.sh 2>&1 | tee target/vm-tests.log || vm_status=$?

@@ -9,6 +9,7 @@
 //! - `stat`: what stat shows of them (and chown, chmod, utimes change);
 //! - `attr`, `content`: the text of each attribute, shown and stored;
 //! - `files`: open files and their poll state;
+//! - `holders`: who has files of a line open;
 //! - `reads`, `held`: how a read is answered, at once or once data comes;
 //! - `notify`: multiplexer notices turned into poll wake-ups, finished
 //!   reads and inotify events;
@@ -18,6 +19,7 @@ mod attr;
 mod content;
 mod files;
 mod held;
+mod holders;
 mod node;
 mod notify;
 mod ops;
@@ -158,6 +160,7 @@ impl Shared {
         Attributes {
             mux: &self.mux,
             sim: self.sim.as_deref(),
+            files: &self.files,
         }
     }
 }

@@ -37,6 +37,8 @@ pub(super) enum GpioEntry {
     Device,
     Power,
     Subsystem,
+    /// gpiofs: the processes with files of the line open.
+    Holders,
 }
 
 /// Entries of a simulated line's control directory.
@@ -84,7 +86,7 @@ pub(super) const CHIP_ENTRIES: [(ChipEntry, &str); 9] = [
     (ChipEntry::Subsystem, "subsystem"),
 ];
 
-pub(super) const GPIO_ENTRIES: [(GpioEntry, &str); 13] = [
+pub(super) const GPIO_ENTRIES: [(GpioEntry, &str); 14] = [
     (GpioEntry::Dir, ""),
     (GpioEntry::Direction, "direction"),
     (GpioEntry::Value, "value"),
@@ -98,6 +100,7 @@ pub(super) const GPIO_ENTRIES: [(GpioEntry, &str); 13] = [
     (GpioEntry::Device, "device"),
     (GpioEntry::Power, "power"),
     (GpioEntry::Subsystem, "subsystem"),
+    (GpioEntry::Holders, "holders"),
 ];
 
 pub(super) const SIM_ENTRIES: [(SimEntry, &str); 4] = [
@@ -239,7 +242,7 @@ impl Node {
                     ..
                 }
                 | Node::Gpio {
-                    entry: GpioEntry::Events,
+                    entry: GpioEntry::Events | GpioEntry::Holders,
                     ..
                 }
                 | Node::SimLine {
@@ -260,7 +263,7 @@ impl Node {
                 entry: ChipEntry::Base | ChipEntry::Label | ChipEntry::Ngpio,
                 ..
             } | Node::Gpio {
-                entry: GpioEntry::Events,
+                entry: GpioEntry::Events | GpioEntry::Holders,
                 ..
             } | Node::SimLine {
                 entry: SimEntry::Value,

@@ -87,7 +87,7 @@ impl GpioFs {
 
     /// A new open file of `node`: a gpio entry keeps its line, and an
     /// `events` file subscribes to the line's stream.
-    fn new_open_file(&self, node: Node) -> Result<OpenFile, Errno> {
+    fn new_open_file(&self, node: Node, opener: u32) -> Result<OpenFile, Errno> {
         let line = match node.line() {
             Some(global) => Some(self.shared.mux.line(global).ok_or(Errno::ENOENT)?),
             None => None,
@@ -98,7 +98,7 @@ impl GpioFs {
             }
             _ => None,
         };
-        Ok(OpenFile::new(node, line, stream))
+        Ok(OpenFile::new(node, opener, line, stream))
     }
 }
 
@@ -277,14 +277,14 @@ impl Filesystem for GpioFs {
         reply.error(Errno::EPERM);
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let Some((node, kind)) = self.existing(ino) else {
             return reply.error(Errno::ENOENT);
         };
         if !may_open(node, self.shared.meta(node, kind).mode, flags.acc_mode()) {
             return reply.error(Errno::EACCES);
         }
-        let file = match self.new_open_file(node) {
+        let file = match self.new_open_file(node, req.pid()) {
             Ok(file) => file,
             Err(e) => return reply.error(e),
         };
