@@ -11,6 +11,8 @@
 //!
 //! and [`daemon`], which mounts the tree and owns the daemon's lifecycle.
 
+#![deny(unsafe_code)]
+
 pub mod backend;
 pub mod daemon;
 pub mod fs;

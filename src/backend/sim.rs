@@ -90,9 +90,13 @@ impl std::str::FromStr for SimChipSpec {
         let num_lines: u32 = n
             .parse()
             .map_err(|_| format!("'{n}' is not a line count"))?;
-        if label.is_empty() || label.contains('/') || !(1..=4096).contains(&num_lines) {
+        // The label names a directory of the control tree (sim/<LABEL>).
+        let usable = !matches!(label, "" | "." | "..")
+            && !label.contains('/')
+            && !label.chars().any(char::is_control);
+        if !usable || !(1..=4096).contains(&num_lines) {
             return Err(format!(
-                "'{s}': need a label without '/' and 1 to 4096 lines"
+                "'{s}': need a label that can name a directory (not empty, '.' or '..', no '/' or control characters) and 1 to 4096 lines"
             ));
         }
         Ok(Self {
@@ -103,13 +107,9 @@ impl std::str::FromStr for SimChipSpec {
 }
 
 fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    use nix::time::{ClockId, clock_gettime};
+    let ts = clock_gettime(ClockId::CLOCK_MONOTONIC).expect("CLOCK_MONOTONIC exists");
+    ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
 }
 
 impl SimBackend {

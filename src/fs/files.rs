@@ -163,6 +163,8 @@ impl OpenFile {
 #[derive(Default)]
 pub(super) struct OpenFiles {
     next_fh: u64,
+    /// The most files open at once since memory was last handed back.
+    peak: usize,
     by_fh: HashMap<u64, Arc<OpenFile>>,
     by_line: HashMap<u32, Vec<(u64, Arc<OpenFile>)>>,
 }
@@ -179,7 +181,19 @@ impl OpenFiles {
                 .push((fh, file.clone()));
         }
         self.by_fh.insert(fh, file);
+        self.peak = self.peak.max(self.by_fh.len());
         fh
+    }
+
+    /// True once, when most of a large crowd of open files has closed:
+    /// the moment to hand their memory back.
+    pub(super) fn shrunk(&mut self) -> bool {
+        const CROWD: usize = 256;
+        let shrunk = self.peak >= CROWD && self.by_fh.len() * 4 <= self.peak;
+        if shrunk {
+            self.peak = self.by_fh.len();
+        }
+        shrunk
     }
 
     pub(super) fn get(&self, fh: u64) -> Option<Arc<OpenFile>> {

@@ -76,7 +76,7 @@ mod tests {
         assert_eq!(tgid_in_status("Name:\tx\nTgid:\t42\nPid:\t43\n"), Some(42));
         assert_eq!(tgid_in_status("Name:\tx\n"), None);
         let pid = std::process::id();
-        let tid = std::thread::spawn(|| process_of(unsafe { libc::gettid() } as u32))
+        let tid = std::thread::spawn(|| process_of(nix::unistd::gettid().as_raw() as u32))
             .join()
             .unwrap();
         assert_eq!(tid, pid);

@@ -25,6 +25,7 @@ mod notify;
 mod ops;
 mod reads;
 mod stat;
+mod sys;
 mod tree;
 
 use std::collections::HashMap;

@@ -2,7 +2,7 @@
 //! finished held reads, dropped directory entries, and inotify IN_MODIFY.
 
 use std::collections::BTreeSet;
-use std::ffi::{CString, OsStr};
+use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -11,8 +11,8 @@ use std::thread;
 use crossbeam_channel::{Receiver, Sender, bounded};
 use fuser::INodeNo;
 
-use super::Shared;
 use super::node::{GpioEntry, Node};
+use super::{Shared, sys};
 use crate::lock;
 use crate::mux::{Listener, Notice};
 
@@ -31,8 +31,7 @@ pub(super) fn spawn(
     thread::Builder::new()
         .name("fs-inotify".into())
         .spawn(move || {
-            // SAFETY: gettid has no preconditions.
-            let tid = unsafe { libc::gettid() } as u32;
+            let tid = nix::unistd::gettid().as_raw() as u32;
             toucher.toucher_tid.store(tid, Ordering::Relaxed);
             run_at_idle_priority();
             touch_values(&toucher.options.mountpoint, &toucher.touches, &touch)
@@ -105,13 +104,8 @@ fn forget_line(shared: &Shared, global: u32) {
 /// IN_MODIFY from a work item after waking pollers. SCHED_IDLE threads
 /// still get a small share of a busy CPU, so the events come, later.
 fn run_at_idle_priority() {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: pid 0 is the calling thread; `param` is valid.
-    if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0 {
-        log::debug!(
-            "inotify helper keeps normal priority: {}",
-            std::io::Error::last_os_error()
-        );
+    if let Err(e) = sys::run_at_idle_priority() {
+        log::debug!("inotify helper keeps normal priority: {e}");
     }
 }
 
@@ -151,15 +145,8 @@ fn touch_values(mountpoint: &std::path::Path, touches: &Touches, woken: &Receive
     while woken.recv().is_ok() {
         for global in touches.take() {
             let path = mountpoint.join(format!("gpio{global}/value"));
-            let Ok(path) = CString::new(path.as_os_str().as_bytes()) else {
-                continue;
-            };
-            // SAFETY: a valid NUL-terminated path.
-            if unsafe { libc::truncate(path.as_ptr(), 0) } != 0 {
-                log::debug!(
-                    "inotify touch of gpio{global}: {}",
-                    std::io::Error::last_os_error()
-                );
+            if let Err(e) = nix::unistd::truncate(&path, 0) {
+                log::debug!("inotify touch of gpio{global}: {e}");
             }
         }
     }

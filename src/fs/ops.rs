@@ -14,10 +14,10 @@ use fuser::{
     RequestId, TimeOrNow, WriteFlags,
 };
 
-use super::GpioFs;
 use super::attr::PAGE_SIZE;
 use super::files::OpenFile;
 use super::node::{GpioEntry, Node};
+use super::{GpioFs, sys};
 
 /// How long the kernel may cache entries and attributes.
 const TTL: Duration = Duration::from_secs(1);
@@ -390,9 +390,15 @@ impl Filesystem for GpioFs {
         reply: ReplyEmpty,
     ) {
         // The file (and its stream) ends outside the table's lock.
-        let file = self.shared.files_mut().remove(fh.0);
+        let (file, shrunk) = {
+            let mut files = self.shared.files_mut();
+            (files.remove(fh.0), files.shrunk())
+        };
         drop(file);
         reply.ok();
+        if shrunk {
+            sys::release_free_memory();
+        }
     }
 
     fn fsync(

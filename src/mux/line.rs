@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 
 use super::{Announcer, Error, Notice, Result};
 use crate::backend::{
@@ -286,7 +286,9 @@ impl Line {
             s.streams += 1;
             Ok(())
         })?;
-        let (tx, rx) = crossbeam_channel::bounded(STREAM_CAPACITY);
+        // Unbounded, capped by `on_edge`: a bounded channel would allocate
+        // all its slots at once, for every open `events` file, edges or not.
+        let (tx, rx) = crossbeam_channel::unbounded();
         let id = self.next_subscriber.fetch_add(1, Ordering::Relaxed);
         lock(&self.subscribers).push(Subscriber {
             id,
@@ -343,11 +345,13 @@ impl Line {
             value: edge.kind == EdgeKind::Rising,
         };
         for subscriber in lock(&self.subscribers).iter() {
-            if let Err(TrySendError::Full(event)) = subscriber.tx.try_send(event) {
-                // Keep the newest: drop the oldest to make room.
+            // Keep the newest: drop the oldest to make room. Edges of a
+            // line come from one thread, so the queue cannot grow between
+            // the check and the send.
+            if subscriber.rx.len() >= STREAM_CAPACITY {
                 let _ = subscriber.rx.try_recv();
-                let _ = subscriber.tx.try_send(event);
             }
+            let _ = subscriber.tx.send(event);
         }
         counted
     }

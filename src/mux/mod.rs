@@ -238,9 +238,11 @@ impl Mux {
                         .line_usage(&chip.info.name, offset)
                         .map(|u| u.consumer)
                         .unwrap_or_default();
+                    // Any program picks its consumer name: escape it.
                     log::warn!(
-                        "export {global}: {} line {offset} is held by '{holder}'",
-                        chip.info.name
+                        "export {global}: {} line {offset} is held by '{}'",
+                        chip.info.name,
+                        holder.escape_debug()
                     );
                     Error::Busy
                 } else {
