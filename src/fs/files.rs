@@ -49,6 +49,11 @@ impl OpenFile {
         }
     }
 
+    /// The inode number this file was opened through.
+    pub(super) fn ino(&self) -> u64 {
+        self.node.ino(self.line.as_ref().map_or(0, |l| l.serial))
+    }
+
     pub(super) fn is_value(&self) -> bool {
         matches!(
             self.node,
@@ -213,11 +218,11 @@ impl OpenFiles {
         Some(file)
     }
 
-    /// Whether some open file is of `node`.
-    pub(super) fn is_open(&self, node: Node) -> bool {
-        node.line()
-            .and_then(|global| self.by_line.get(&global))
-            .is_some_and(|list| list.iter().any(|(_, f)| f.node == node))
+    /// The node of an open file with inode number `ino` (whose line may
+    /// be gone: fstat of such a file still works, as in sysfs). Rare
+    /// enough to search.
+    pub(super) fn node_of_ino(&self, ino: u64) -> Option<Node> {
+        self.by_fh.values().find(|f| f.ino() == ino).map(|f| f.node)
     }
 
     /// Open files of one line.

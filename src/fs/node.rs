@@ -1,8 +1,10 @@
 //! The tree's nodes and their inode numbers.
 //!
-//! Inode numbers are computed from what a node is (a chip's id, a line's
-//! global number, an entry's index), so the tree needs no inode table and
-//! a re-exported line gets the same numbers again.
+//! Inode numbers are computed from what a node is (a chip's id, an
+//! entry's index, and for a line's entries the export they belong to, the
+//! line's serial), so the tree needs no inode table. The kernel may hold
+//! an inode after its node is gone (a file left open across unexport):
+//! numbering by export means a re-exported line never meets those inodes.
 
 use fuser::FileType;
 
@@ -140,8 +142,54 @@ const TAG_GPIO: u64 = 2;
 const TAG_SIM_CHIP: u64 = 3;
 const TAG_SIM_LINE: u64 = 4;
 
+/// What an inode number names. A line's entries are named by export
+/// serial; which line that is, and whether it is still exported, only the
+/// multiplexer knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Ino {
+    Node(Node),
+    LineEntry { serial: u64, entry: GpioEntry },
+}
+
+impl Ino {
+    pub(super) fn decode(ino: u64) -> Option<Ino> {
+        let low = (ino & 0xff) as usize;
+        let mid = ((ino >> 8) & 0xffff_ffff) as u32;
+        Some(Ino::Node(match (ino >> TAG_SHIFT, ino) {
+            (0, ROOT) => Node::Root,
+            (0, EXPORT) => Node::Export,
+            (0, UNEXPORT) => Node::Unexport,
+            (0, SIM) => Node::Sim,
+            (TAG_CHIP, _) => Node::Chip {
+                id: mid,
+                entry: CHIP_ENTRIES.get(low)?.0,
+            },
+            (TAG_GPIO, _) => {
+                return Some(Ino::LineEntry {
+                    serial: (ino >> 8) & SERIAL_MASK,
+                    entry: GPIO_ENTRIES.get(low)?.0,
+                });
+            }
+            (TAG_SIM_CHIP, _) => Node::SimChip {
+                chip: (ino & 0xffff_ffff) as u32,
+            },
+            (TAG_SIM_LINE, _) => Node::SimLine {
+                chip: ((ino >> 40) & 0xffff) as u32,
+                offset: ((ino >> 8) & 0xffff_ffff) as u32,
+                entry: SIM_ENTRIES.get(low)?.0,
+            },
+            _ => return None,
+        }))
+    }
+}
+
+/// Export serials fill the 48 bits between tag and entry: 2.8e14 exports.
+const SERIAL_MASK: u64 = (1 << 48) - 1;
+
 impl Node {
-    pub(super) fn ino(self) -> u64 {
+    /// The inode number; `serial` is the export a line's entry belongs to
+    /// (unused by other nodes).
+    pub(super) fn ino(self, serial: u64) -> u64 {
         match self {
             Node::Root => ROOT,
             Node::Export => EXPORT,
@@ -150,8 +198,8 @@ impl Node {
             Node::Chip { id, entry } => {
                 TAG_CHIP << TAG_SHIFT | u64::from(id) << 8 | index_of(&CHIP_ENTRIES, entry)
             }
-            Node::Gpio { global, entry } => {
-                TAG_GPIO << TAG_SHIFT | u64::from(global) << 8 | index_of(&GPIO_ENTRIES, entry)
+            Node::Gpio { entry, .. } => {
+                TAG_GPIO << TAG_SHIFT | (serial & SERIAL_MASK) << 8 | index_of(&GPIO_ENTRIES, entry)
             }
             Node::SimChip { chip } => TAG_SIM_CHIP << TAG_SHIFT | u64::from(chip),
             Node::SimLine {
@@ -165,34 +213,6 @@ impl Node {
                     | index_of(&SIM_ENTRIES, entry)
             }
         }
-    }
-
-    pub(super) fn from_ino(ino: u64) -> Option<Node> {
-        let low = (ino & 0xff) as usize;
-        let mid = ((ino >> 8) & 0xffff_ffff) as u32;
-        Some(match (ino >> TAG_SHIFT, ino) {
-            (0, ROOT) => Node::Root,
-            (0, EXPORT) => Node::Export,
-            (0, UNEXPORT) => Node::Unexport,
-            (0, SIM) => Node::Sim,
-            (TAG_CHIP, _) => Node::Chip {
-                id: mid,
-                entry: CHIP_ENTRIES.get(low)?.0,
-            },
-            (TAG_GPIO, _) => Node::Gpio {
-                global: mid,
-                entry: GPIO_ENTRIES.get(low)?.0,
-            },
-            (TAG_SIM_CHIP, _) => Node::SimChip {
-                chip: (ino & 0xffff_ffff) as u32,
-            },
-            (TAG_SIM_LINE, _) => Node::SimLine {
-                chip: ((ino >> 40) & 0xffff) as u32,
-                offset: ((ino >> 8) & 0xffff_ffff) as u32,
-                entry: SIM_ENTRIES.get(low)?.0,
-            },
-            _ => return None,
-        })
     }
 
     /// Regular file, directory or symlink. `device` of a chip is a link
@@ -301,10 +321,6 @@ mod tests {
                 id: 7,
                 entry: ChipEntry::DeviceChip,
             },
-            Node::Gpio {
-                global: 4_000_000,
-                entry: GpioEntry::DebounceUs,
-            },
             Node::SimChip { chip: 3 },
             Node::SimLine {
                 chip: 2,
@@ -313,9 +329,22 @@ mod tests {
             },
         ];
         for node in nodes {
-            assert_eq!(Node::from_ino(node.ino()), Some(node));
+            assert_eq!(Ino::decode(node.ino(0)), Some(Ino::Node(node)));
         }
-        assert_eq!(Node::from_ino(0), None);
-        assert_eq!(Node::from_ino(99), None);
+        let entry = Node::Gpio {
+            global: 4_000_000,
+            entry: GpioEntry::DebounceUs,
+        };
+        let decoded = Ino::decode(entry.ino(SERIAL_MASK));
+        assert_eq!(
+            decoded,
+            Some(Ino::LineEntry {
+                serial: SERIAL_MASK,
+                entry: GpioEntry::DebounceUs
+            })
+        );
+        assert_ne!(entry.ino(1), entry.ino(2), "each export has its own inodes");
+        assert_eq!(Ino::decode(0), None);
+        assert_eq!(Ino::decode(99), None);
     }
 }

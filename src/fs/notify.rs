@@ -64,13 +64,13 @@ impl Listener for Shared {
             // Queued: it comes from an unexport write, and dropping the
             // directory entry waits for the kernel's directory lock, which
             // a lookup waiting for a FUSE worker may hold.
-            Notice::LineGone { global } => {
+            Notice::LineGone { global, serial } => {
                 let _ = self.tasks.send(Box::new(move |shared| {
                     for file in shared.files().of_line(global) {
                         file.wake_pollers();
                     }
                     shared.complete_held(global);
-                    forget_line(shared, global);
+                    forget_line(shared, global, serial);
                 }));
             }
         }
@@ -78,8 +78,8 @@ impl Listener for Shared {
 }
 
 /// Drops what the kernel and we remember of an unexported line's nodes.
-fn forget_line(shared: &Shared, global: u32) {
-    shared.forget_meta(global);
+fn forget_line(shared: &Shared, global: u32, serial: u64) {
+    shared.forget_meta(serial);
     let Some(notifier) = shared.notifier.get() else {
         return;
     };
@@ -91,7 +91,7 @@ fn forget_line(shared: &Shared, global: u32) {
     let name = OsStr::from_bytes(name.as_bytes());
     // `delete` also tells inotify watchers of the class directory.
     if notifier
-        .delete(INodeNo::ROOT, INodeNo(dir.ino()), name)
+        .delete(INodeNo::ROOT, INodeNo(dir.ino(serial)), name)
         .is_err()
     {
         let _ = notifier.inval_entry(INodeNo::ROOT, name);

@@ -77,7 +77,7 @@ fn is_events(node: Node) -> bool {
 impl GpioFs {
     /// The node of `ino` and its kind, if it exists now.
     fn existing(&self, ino: INodeNo) -> Option<(Node, FileType)> {
-        let node = Node::from_ino(ino.0)?;
+        let node = self.shared.node(ino.0)?;
         Some((node, self.shared.kind(node)?))
     }
 
@@ -110,38 +110,36 @@ impl Filesystem for GpioFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let found = Node::from_ino(parent.0).and_then(|parent| {
+        let found = self.shared.node(parent.0).and_then(|parent| {
             let node = self.shared.lookup(parent, name.to_str()?)?;
             Some((entry_ttl(parent, node), self.shared.attr(node)?))
         });
         match found {
-            Some((ttl, attr)) => {
-                // A re-exported line must not meet its old inode, which the
-                // kernel may have marked dead.
-                let generation = Node::from_ino(attr.ino.0)
-                    .and_then(Node::line)
-                    .and_then(|global| self.shared.mux.line(global))
-                    .map_or(0, |line| line.serial);
-                reply.entry(&ttl, &attr, Generation(generation))
-            }
+            // Inode numbers are never reused, so one generation serves.
+            Some((ttl, attr)) => reply.entry(&ttl, &attr, Generation(0)),
             None => reply.error(Errno::ENOENT),
         }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        let Some(node) = Node::from_ino(ino.0) else {
-            return reply.error(Errno::ENOENT);
-        };
-        match self.shared.kind(node) {
-            Some(kind) => reply.attr(&attr_ttl(node), &self.shared.attr_of_kind(node, kind)),
-            // fstat() of a file whose line is gone still works, as in sysfs;
-            // the kernel sends no handle with it, so ask whether the node is
-            // open.
-            None if self.shared.files().is_open(node) => {
-                let attr = self.shared.attr_of_kind(node, FileType::RegularFile);
-                reply.attr(&Duration::ZERO, &attr);
+        let live = self
+            .shared
+            .node(ino.0)
+            .and_then(|node| Some((node, self.shared.kind(node)?)));
+        match live {
+            Some((node, kind)) => {
+                let attr = self.shared.attr_of_kind(node, ino.0, kind);
+                reply.attr(&attr_ttl(node), &attr)
             }
-            None => reply.error(Errno::ENOENT),
+            // fstat() of a file whose line is gone still works, as in sysfs;
+            // the kernel sends no handle with it, so look among open files.
+            None => match self.shared.files().node_of_ino(ino.0) {
+                Some(node) => {
+                    let attr = self.shared.attr_of_kind(node, ino.0, FileType::RegularFile);
+                    reply.attr(&Duration::ZERO, &attr);
+                }
+                None => reply.error(Errno::ENOENT),
+            },
         }
     }
 
@@ -229,7 +227,7 @@ impl Filesystem for GpioFs {
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         // In sysfs, gpiochip<N> and gpio<N> in the class directory are
         // symlinks, so rmdir says ENOTDIR; other directories are EPERM.
-        let is_class_link = Node::from_ino(parent.0) == Some(Node::Root)
+        let is_class_link = self.shared.node(parent.0) == Some(Node::Root)
             && matches!(
                 name.to_str()
                     .and_then(|n| self.shared.lookup(Node::Root, n)),
@@ -428,21 +426,32 @@ impl Filesystem for GpioFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let Some(dir) = Node::from_ino(ino.0) else {
+        let Some(dir) = self.shared.node(ino.0) else {
             return reply.error(Errno::ENOENT);
         };
+        // Each entry's offset is the position after it; a later call
+        // resumes after the last entry returned, wherever it now stands.
         let mut entries = vec![
-            (ino.0, FileType::Directory, ".".to_string()),
-            (ino.0, FileType::Directory, "..".to_string()),
+            (1, ino.0, FileType::Directory, ".".to_string()),
+            (2, ino.0, FileType::Directory, "..".to_string()),
         ];
         entries.extend(
             self.shared
                 .children(dir)
                 .into_iter()
-                .filter_map(|(node, name)| Some((node.ino(), self.shared.kind(node)?, name))),
+                .enumerate()
+                .filter_map(|(i, (node, name))| {
+                    let position = 3 + self.shared.position(dir, node, i);
+                    Some((
+                        position,
+                        self.shared.ino(node),
+                        self.shared.kind(node)?,
+                        name,
+                    ))
+                }),
         );
-        for (i, (child, kind, name)) in entries.into_iter().enumerate().skip(offset as usize) {
-            if reply.add(INodeNo(child), (i + 1) as u64, kind, name) {
+        for (position, child, kind, name) in entries.into_iter().filter(|e| e.0 > offset) {
+            if reply.add(INodeNo(child), position, kind, name) {
                 break;
             }
         }

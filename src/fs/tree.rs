@@ -5,10 +5,31 @@ use fuser::FileType;
 
 use super::Shared;
 use super::node::{
-    self, CHIP_ENTRIES, ChipEntry, GPIO_ENTRIES, GpioEntry, Node, SIM_ENTRIES, SimEntry,
+    self, CHIP_ENTRIES, ChipEntry, GPIO_ENTRIES, GpioEntry, Ino, Node, SIM_ENTRIES, SimEntry,
 };
 
 impl Shared {
+    /// A node's inode number now (a line's entries: by its current export).
+    pub(super) fn ino(&self, node: Node) -> u64 {
+        let serial = node
+            .line()
+            .and_then(|global| self.mux.line(global))
+            .map_or(0, |line| line.serial);
+        node.ino(serial)
+    }
+
+    /// The node an inode number names, if its line (if any) is exported
+    /// under that number still; whether the node exists is for `kind`.
+    pub(super) fn node(&self, ino: u64) -> Option<Node> {
+        match Ino::decode(ino)? {
+            Ino::Node(node) => Some(node),
+            Ino::LineEntry { serial, entry } => Some(Node::Gpio {
+                global: self.mux.line_by_serial(serial)?.global,
+                entry,
+            }),
+        }
+    }
+
     /// The file type of a node that exists now, or `None`.
     pub(super) fn kind(&self, node: Node) -> Option<FileType> {
         let device_is_link = match node {
@@ -160,6 +181,29 @@ impl Shared {
                 entry,
             }),
             _ => Vec::new(),
+        }
+    }
+
+    /// Where a child stands in the listing of `dir`, given its index in
+    /// `children`. Root entries come and go with export and hot-plug, so
+    /// theirs is derived from what they are (kind, then number): a listing
+    /// read in several calls then shows every entry present all along
+    /// exactly once. Other directories only change as a whole.
+    pub(super) fn position(&self, dir: Node, child: Node, index: usize) -> u64 {
+        const CLASS: u32 = 32;
+        if dir != Node::Root {
+            return index as u64;
+        }
+        match child {
+            Node::Export => 0,
+            Node::Unexport => 1,
+            Node::Chip { id, .. } => {
+                1 << CLASS | self.mux.chip(id).map_or(0, |c| u64::from(c.base))
+            }
+            Node::Gpio { global, .. } => 2 << CLASS | u64::from(global),
+            Node::Sim => 3 << CLASS,
+            // Not a root entry: never asked.
+            _ => 4 << CLASS | index as u64,
         }
     }
 
