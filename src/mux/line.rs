@@ -87,9 +87,6 @@ pub struct Line {
     /// they talk to the backend.
     request: RwLock<Option<Box<dyn LineRequest>>>,
     settings: Mutex<Settings>,
-    /// The `edge` setting, for the edge path: settings stay locked while
-    /// the backend reconfigures, and the backend may deliver edges then.
-    counted_edges: Mutex<EdgeDetection>,
     /// The last kernel sequence number seen, to carry its gaps over.
     kernel_seqno: AtomicU32,
     /// Counted events, starting at 1 like kernfs's `on->event`.
@@ -134,7 +131,6 @@ impl Line {
                 debounce_us: 0,
                 streams: 0,
             }),
-            counted_edges: Mutex::new(EdgeDetection::None),
             kernel_seqno: AtomicU32::new(0),
             events: AtomicU64::new(1),
             seqno: AtomicU64::new(0),
@@ -167,7 +163,6 @@ impl Line {
         if config != settings.line_config() {
             self.with_request(|r| r.reconfigure(&config))?;
         }
-        *lock(&self.counted_edges) = next.edge;
         *settings = next;
         Ok(())
     }
@@ -334,7 +329,7 @@ impl Line {
             .filter(|&d| d > 1)
             .unwrap_or(1);
         let seqno = self.seqno.fetch_add(u64::from(gap), Ordering::AcqRel) + u64::from(gap);
-        let counted = lock(&self.counted_edges).matches(edge.kind);
+        let counted = lock(&self.settings).edge.matches(edge.kind);
         if counted {
             self.events.fetch_add(1, Ordering::AcqRel);
         }
