@@ -214,14 +214,24 @@ impl Config {
         let de =
             toml::Deserializer::parse(text).map_err(|e| field("(file)", toml_problem(&e, text)))?;
         let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
+            let problem = toml_problem(e.inner(), text);
+            let mut path = e.path().to_string();
+            // A missing field is reported at its table; name the field.
+            if let Some(missing) = e.inner().message().strip_prefix("missing field `") {
+                let name = missing.split('`').next().unwrap_or_default();
+                path = if path == "." {
+                    name.to_string()
+                } else {
+                    format!("{path}.{name}")
+                };
+            }
             field(
                 if path == "." {
                     "(top level)".into()
                 } else {
                     path
                 },
-                toml_problem(e.inner(), text),
+                problem,
             )
         })?;
         config.check()?;

@@ -111,7 +111,12 @@ fn stream(
     info!("watching {}", path.display());
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = file.read(&mut buf).map_err(io)?;
+        let n = match file.read(&mut buf) {
+            Ok(n) => n,
+            // A signal for the process (SIGTERM) may land in this thread.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io(e)),
+        };
         if n == 0 {
             return Ok(true);
         }
