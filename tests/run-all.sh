@@ -16,13 +16,25 @@ if ((${#need_pkgs[@]})); then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
+# --- gpiofs-mqtt (contrib/gpiofs-mqtt): its tests start a real mosquitto
+# on 127.0.0.1 and make a TLS CA and certificate with openssl.
+mqtt_pkgs=()
+for pkg in mosquitto mosquitto-clients openssl; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || mqtt_pkgs+=("$pkg")
+done
+if ((${#mqtt_pkgs[@]})); then
+    step "installing ${mqtt_pkgs[*]} (gpiofs-mqtt tests)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${mqtt_pkgs[@]}" >/dev/null
+fi
+# --- end gpiofs-mqtt
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy"
-cargo clippy --all-targets -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 
 # gpiofs watches held readers' signals through kernel tracepoints where
 # tracefs is mounted, as systemd mounts it; the tests should see that path.
@@ -32,7 +44,7 @@ fi
 
 step "unit and FUSE integration tests (simulated chips)"
 cargo build --release --bins
-cargo test --release 2>&1 | tee target/native-tests.log
+cargo test --release --workspace 2>&1 | tee target/native-tests.log
 native=$(grep -E '^test result:' target/native-tests.log | awk '{p+=$4; f+=$6} END {print p+0, f+0}')
 
 step "real-kernel suite in a QEMU VM (gpio-sim)"

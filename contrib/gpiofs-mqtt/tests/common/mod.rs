@@ -281,14 +281,30 @@ fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     (p("ca.pem"), p("server.pem"), p("server.key"))
 }
 
+/// target/<profile>/: tests run from its deps/, examples from its examples/.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(Path::parent).unwrap().to_owned()
+}
+
+/// The bridge binary (cargo names it to tests; examples find it beside).
+pub fn bridge_bin() -> PathBuf {
+    let bin = option_env!("CARGO_BIN_EXE_gpiofs-mqtt")
+        .map_or_else(|| profile_dir().join("gpiofs-mqtt"), PathBuf::from);
+    assert!(
+        bin.is_file(),
+        "{} is missing: cargo build --release --workspace --bins",
+        bin.display()
+    );
+    bin
+}
+
 /// The gpiofs binary of the root package.
 pub fn gpiofs_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("GPIOFS_BIN") {
         return bin.into();
     }
-    // This test runs from target/<profile>/deps/.
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().and_then(Path::parent).unwrap().join("gpiofs");
+    let bin = profile_dir().join("gpiofs");
     assert!(
         bin.is_file(),
         "{} is missing: build it (cargo build --release -p gpiofs; cargo test --workspace builds it) or set GPIOFS_BIN",
@@ -395,7 +411,7 @@ impl Bridge {
             .append(true)
             .open(&log)
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_gpiofs-mqtt"))
+        let child = Command::new(bridge_bin())
             .arg("--config")
             .arg(&file)
             .stdout(Stdio::null())
@@ -463,6 +479,19 @@ pub struct Seen {
     pub topic: String,
     pub payload: String,
     pub retain: bool,
+    /// CLOCK_MONOTONIC when it arrived, as in the events' ts_ns.
+    pub at_ns: u64,
+}
+
+/// CLOCK_MONOTONIC in nanoseconds.
+pub fn now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime(2) writes one timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// An MQTT subscriber on its own thread; it reconnects by itself.
@@ -506,6 +535,7 @@ impl Subscriber {
                             topic: p.topic.clone(),
                             payload: String::from_utf8_lossy(&p.payload).into_owned(),
                             retain: p.retain,
+                            at_ns: now_ns(),
                         };
                         if tx.send(seen).is_err() {
                             return;
