@@ -230,21 +230,23 @@ impl Bridge {
     fn on_input(&mut self, news: InputNews, state: &mut LinkState) {
         match news {
             InputNews::Level { pin, on } => self.set_state(pin, on, state, false),
-            InputNews::Edge { pin, edge } => {
-                self.check_seq(pin, &edge);
-                let name = &self.pins[pin].config.name;
-                self.outbox.push(Message::event(&self.topics, name, &edge));
-                let dropped = self.outbox.take_dropped();
-                if dropped > 0 {
-                    if state.dropped == 0 {
-                        warn!(
-                            "the queue is full ({} events): dropping the oldest; subscribers see the gaps in seq",
-                            self.queue_limit
-                        );
+            InputNews::Edges { pin, edges } => {
+                for edge in edges {
+                    self.check_seq(pin, &edge);
+                    let name = &self.pins[pin].config.name;
+                    self.outbox.push(Message::event(&self.topics, name, &edge));
+                    let dropped = self.outbox.take_dropped();
+                    if dropped > 0 {
+                        if state.dropped == 0 {
+                            warn!(
+                                "the queue is full ({} events): dropping the oldest; subscribers see the gaps in seq",
+                                self.queue_limit
+                            );
+                        }
+                        state.dropped += dropped;
                     }
-                    state.dropped += dropped;
+                    self.set_state(pin, edge.value, state, false);
                 }
-                self.set_state(pin, edge.value, state, false);
             }
         }
     }

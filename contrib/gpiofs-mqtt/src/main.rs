@@ -90,6 +90,11 @@ fn run(config: Config, node: String, topics: Topics) -> Result<(), Box<dyn std::
     let _ = rustls::crypto::ring::default_provider().install_default();
     let tree = Tree::open(&config.tree)?;
     let pins = setup_pins(&config, &tree)?;
+    let streams = pins
+        .iter()
+        .filter(|p| !p.output)
+        .map(|p| watch::Stream::open(&tree, p.gpio))
+        .collect::<Result<Vec<_>, _>>()?;
     let client_id = config
         .broker
         .client_id
@@ -110,14 +115,10 @@ fn run(config: Config, node: String, topics: Topics) -> Result<(), Box<dyn std::
             config.broker.url.clone(),
         ));
         let (input_tx, input_rx) = mpsc::channel(INPUT_CHANNEL);
-        for (i, pin) in pins.iter().enumerate().filter(|(_, p)| !p.output) {
-            watch::spawn(
-                tree.clone(),
-                i,
-                pin.gpio,
-                pin.config.clone(),
-                input_tx.clone(),
-            );
+        let inputs = pins.iter().enumerate().filter(|(_, p)| !p.output);
+        for ((i, pin), stream) in inputs.zip(streams) {
+            let (config, news) = (pin.config.clone(), input_tx.clone());
+            watch::spawn(tree.clone(), i, pin.gpio, config, stream, news);
         }
         drop(input_tx);
         let bridge = Bridge {

@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::io::Read;
+use std::path::PathBuf;
 use std::thread;
 use std::time::Duration;
 
@@ -49,66 +50,90 @@ impl Edge {
 #[derive(Debug)]
 pub enum InputNews {
     /// The level read when the stream was (re)opened.
-    Level {
-        pin: usize,
-        on: bool,
-    },
-    Edge {
-        pin: usize,
-        edge: Edge,
-    },
+    Level { pin: usize, on: bool },
+    /// The edges of one read of the stream, oldest first.
+    Edges { pin: usize, edges: Vec<Edge> },
 }
 
 /// How long a lost line waits before it is exported again.
 const RETRY: Duration = Duration::from_secs(1);
 
-/// Starts the thread that watches input `pin` (line `gpio`, already set up).
-pub fn spawn(tree: Tree, pin: usize, gpio: u32, config: PinConfig, news: mpsc::Sender<InputNews>) {
+/// An input's `events` stream, opened before its level was read so that
+/// no edge falls between.
+pub struct Stream {
+    file: File,
+    path: PathBuf,
+    on: bool,
+}
+
+impl Stream {
+    pub fn open(tree: &Tree, gpio: u32) -> Result<Stream, TreeError> {
+        let path = tree.gpio_file(gpio, "events");
+        let file = File::open(&path).map_err(|error| TreeError::Io {
+            path: path.clone(),
+            error,
+        })?;
+        let on = tree.level(gpio)?;
+        info!("watching {}", path.display());
+        Ok(Stream { file, path, on })
+    }
+}
+
+/// Starts the thread that forwards `stream`, the events of input `pin`
+/// (line `gpio`); opened here, before the bridge connects, so that every
+/// edge after start is published.
+pub fn spawn(
+    tree: Tree,
+    pin: usize,
+    gpio: u32,
+    config: PinConfig,
+    stream: Stream,
+    news: mpsc::Sender<InputNews>,
+) {
     let name = config.name.clone();
     let spawned = thread::Builder::new()
         .name(format!("input-{name}"))
-        .spawn(move || watch(&tree, pin, gpio, &config, &news));
+        .spawn(move || watch(&tree, pin, gpio, &config, stream, &news));
     if let Err(e) = spawned {
         error!("input {name}: cannot start its thread: {e}");
     }
 }
 
-fn watch(tree: &Tree, pin: usize, gpio: u32, config: &PinConfig, news: &mpsc::Sender<InputNews>) {
+fn watch(
+    tree: &Tree,
+    pin: usize,
+    gpio: u32,
+    config: &PinConfig,
+    first: Stream,
+    news: &mpsc::Sender<InputNews>,
+) {
     let name = &config.name;
+    let mut stream = Ok(first);
     loop {
-        match stream(tree, pin, gpio, news) {
+        match stream.and_then(|s| forward(s, pin, news)) {
             // The bridge is gone: the process is ending.
             Ok(false) => return,
             Ok(true) => warn!("input {name}: gpio{gpio} was unexported; exporting it again"),
             Err(e) => warn!("input {name}: {e}; retrying in {RETRY:?}"),
         }
         thread::sleep(RETRY);
-        if let Err(e) = tree.setup_input(&Line::Number(gpio), config) {
-            warn!("input {name}: {e}");
-        }
+        stream = tree
+            .setup_input(&Line::Number(gpio), config)
+            .and_then(|_| Stream::open(tree, gpio));
     }
 }
 
-/// Forwards the events of one open stream until end of file (true) or
-/// until the bridge stops listening (false).
-fn stream(
-    tree: &Tree,
-    pin: usize,
-    gpio: u32,
-    news: &mpsc::Sender<InputNews>,
-) -> Result<bool, TreeError> {
-    let path = tree.gpio_file(gpio, "events");
+/// Forwards the events of `stream` until end of file (true) or until the
+/// bridge stops listening (false).
+fn forward(stream: Stream, pin: usize, news: &mpsc::Sender<InputNews>) -> Result<bool, TreeError> {
+    let Stream { mut file, path, on } = stream;
     let io = |error| TreeError::Io {
         path: path.clone(),
         error,
     };
-    // Open the stream before reading the level, so no edge falls between.
-    let mut file = File::open(&path).map_err(io)?;
-    let on = tree.level(gpio)?;
     if news.blocking_send(InputNews::Level { pin, on }).is_err() {
         return Ok(false);
     }
-    info!("watching {}", path.display());
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match file.read(&mut buf) {
@@ -120,18 +145,20 @@ fn stream(
         if n == 0 {
             return Ok(true);
         }
-        // A read returns whole lines only.
+        // A read returns whole lines only; what one read brings goes to
+        // the bridge in one message.
+        let mut edges = Vec::new();
         for line in String::from_utf8_lossy(&buf[..n]).lines() {
-            let Some(edge) = Edge::parse(line) else {
-                warn!(
+            match Edge::parse(line) {
+                Some(edge) => edges.push(edge),
+                None => warn!(
                     "{}: ignored a line that is not an event: {line:?}",
                     path.display()
-                );
-                continue;
-            };
-            if news.blocking_send(InputNews::Edge { pin, edge }).is_err() {
-                return Ok(false);
+                ),
             }
+        }
+        if news.blocking_send(InputNews::Edges { pin, edges }).is_err() {
+            return Ok(false);
         }
     }
 }

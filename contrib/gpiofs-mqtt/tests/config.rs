@@ -123,3 +123,18 @@ fn a_tree_that_is_not_there_exits_1() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("no export file"), "{err}");
 }
+
+#[test]
+fn the_example_config_checks() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/example.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_gpiofs-mqtt"))
+        .args(["--config", example, "--check-config"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

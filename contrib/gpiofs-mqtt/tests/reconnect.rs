@@ -99,6 +99,8 @@ fn the_queue_bound_keeps_the_newest_edges() {
     rig.broker.restart();
     let mut after = Vec::new();
     collect_until(&sub, 90, &mut after, &mut status);
+    // Edge 10 may come again: it was in flight (no PUBACK yet) at the stop.
+    after.retain(|&seq| seq > 10);
     assert_eq!(
         after,
         (41..=90).collect::<Vec<u64>>(),
