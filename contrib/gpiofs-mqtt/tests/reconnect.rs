@@ -37,7 +37,7 @@ fn a_broker_restart_mid_stream_loses_no_edge() {
     let bridge = rig.bridge("", &door(""));
     // A persistent session: what the broker held for it survives the restart.
     let sub = Subscriber::new(&rig.broker, "restart-sub", "gpiofs/testnode/#");
-    const TOTAL: usize = 1500;
+    const TOTAL: usize = 4000;
     let edges = edges_in_background(&rig.mount, DOOR, TOTAL, Duration::from_millis(1));
     let (mut seqs, mut status) = (Vec::new(), Vec::new());
     collect_until(&sub, 300, &mut seqs, &mut status);
