@@ -261,3 +261,21 @@ fn a_clean_stop_publishes_offline_and_exits_0() {
         "offline is retained"
     );
 }
+
+#[test]
+fn a_line_named_while_already_exported_is_found() {
+    let rig = Rig::new("named");
+    rig.mount.write("export", &WIRED_OUTPUT.to_string());
+    let bridge = rig.bridge("", &door_and_relay());
+    bridge.wait_log(&format!("output relay is gpio{WIRED_OUTPUT}"));
+    assert!(
+        bridge.log().contains("already exported"),
+        "{}",
+        bridge.log()
+    );
+    let sub = Subscriber::new(&rig.broker, "named-sub", "gpiofs/testnode/relay/#");
+    sub.drain(Duration::from_millis(300));
+    sub.publish("gpiofs/testnode/relay/set", "ON");
+    assert_eq!(sub.expect("gpiofs/testnode/relay/state"), "ON");
+    assert_eq!(rig.mount.wire(WIRED_OUTPUT), "1");
+}
