@@ -16,6 +16,18 @@ if ((${#need_pkgs[@]})); then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
+# --- gpiofs-mqtt (contrib/gpiofs-mqtt): its tests start a real mosquitto
+# on 127.0.0.1 and make a TLS CA and certificate with openssl.
+mqtt_pkgs=()
+for pkg in mosquitto mosquitto-clients openssl; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || mqtt_pkgs+=("$pkg")
+done
+if ((${#mqtt_pkgs[@]})); then
+    step "installing ${mqtt_pkgs[*]} (gpiofs-mqtt tests)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${mqtt_pkgs[@]}" >/dev/null
+fi
+# --- end gpiofs-mqtt
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy
 
 step "cargo fmt --check"
