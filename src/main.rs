@@ -15,7 +15,7 @@ use log::{error, info, warn};
 use gpiofs::backend::Backend;
 use gpiofs::backend::cdev::CdevBackend;
 use gpiofs::backend::sim::{SimBackend, SimChipSpec};
-use gpiofs::fs::{FsOptions, GpioFs};
+use gpiofs::fs::{Abi, FsOptions, GpioFs};
 use gpiofs::mux::{Mux, Options};
 
 /// Serves the legacy sysfs GPIO interface (/sys/class/gpio) over FUSE,
@@ -37,6 +37,12 @@ struct Cli {
     /// tests. Repeatable. Example: --sim-wire 512:513
     #[arg(long, value_name = "A:B", value_parser = parse_wire, requires = "sim")]
     sim_wire: Vec<(u32, u32)>,
+
+    /// Which sysfs GPIO interface to serve: legacy (export, gpiochipN,
+    /// gpioN), chip (Linux 6.17's chipX/ with export by offset) or both,
+    /// as a kernel with CONFIG_GPIO_SYSFS_LEGACY shows them.
+    #[arg(long, value_name = "legacy|chip|both", default_value = "both")]
+    abi: Abi,
 
     /// Pin the base of the chip labelled LABEL. Repeatable. Example:
     /// --base pinctrl-bcm2711=0 gives old Raspberry Pi programs their
@@ -255,6 +261,7 @@ fn run(cli: Cli) -> Result<(), String> {
         gid,
         group: cli.group,
         blocking_value: cli.blocking_value,
+        abi: cli.abi,
     };
     let (fs, handle) = GpioFs::new(mux, sim, fs_options).map_err(|e| format!("start: {e}"))?;
 

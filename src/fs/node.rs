@@ -6,11 +6,14 @@
 
 use fuser::FileType;
 
-/// Entries of a `gpiochip<BASE>` directory.
+/// Entries of a `gpiochip<BASE>` directory, and of a `chip<X>` one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(super) enum ChipEntry {
     Dir,
     Base,
+    /// `chip<X>/export` and `unexport`: by hardware offset.
+    Export,
+    Unexport,
     Label,
     Ngpio,
     Uevent,
@@ -70,6 +73,16 @@ pub(super) enum Node {
         offset: u32,
         entry: SimEntry,
     },
+    /// `chip<X>/...` of the per-chip ABI (Linux 6.17+); `id` as in `Chip`.
+    PerChip {
+        id: u32,
+        entry: ChipEntry,
+    },
+    /// `chip<X>/gpio<OFFSET>/...`: the same line as `gpio<global>`.
+    PerChipLine {
+        global: u32,
+        entry: GpioEntry,
+    },
 }
 
 pub(super) const CHIP_ENTRIES: [(ChipEntry, &str); 9] = [
@@ -82,6 +95,28 @@ pub(super) const CHIP_ENTRIES: [(ChipEntry, &str); 9] = [
     (ChipEntry::DeviceChip, ""),
     (ChipEntry::Power, "power"),
     (ChipEntry::Subsystem, "subsystem"),
+];
+
+/// A `chip<X>` directory, as gpiolib-sysfs.c's gpiochip_ext_attrs and the
+/// class device give it.
+pub(super) const PER_CHIP_ENTRIES: [(ChipEntry, &str); 10] = [
+    (ChipEntry::Dir, ""),
+    (ChipEntry::Export, "export"),
+    (ChipEntry::Unexport, "unexport"),
+    (ChipEntry::Label, "label"),
+    (ChipEntry::Ngpio, "ngpio"),
+    (ChipEntry::Uevent, "uevent"),
+    (ChipEntry::Device, "device"),
+    (ChipEntry::DeviceChip, ""),
+    (ChipEntry::Power, "power"),
+    (ChipEntry::Subsystem, "subsystem"),
+];
+
+/// A `chip<X>/gpio<OFFSET>` directory: an attribute group, only these two.
+pub(super) const PER_CHIP_LINE_ENTRIES: [(GpioEntry, &str); 3] = [
+    (GpioEntry::Dir, ""),
+    (GpioEntry::Direction, "direction"),
+    (GpioEntry::Value, "value"),
 ];
 
 pub(super) const GPIO_ENTRIES: [(GpioEntry, &str); 13] = [
@@ -136,6 +171,8 @@ const TAG_CHIP: u64 = 1;
 const TAG_GPIO: u64 = 2;
 const TAG_SIM_CHIP: u64 = 3;
 const TAG_SIM_LINE: u64 = 4;
+const TAG_PER_CHIP: u64 = 5;
+const TAG_PER_CHIP_LINE: u64 = 6;
 
 impl Node {
     pub(super) fn ino(self) -> u64 {
@@ -160,6 +197,14 @@ impl Node {
                     | u64::from(chip) << 40
                     | u64::from(offset) << 8
                     | index_of(&SIM_ENTRIES, entry)
+            }
+            Node::PerChip { id, entry } => {
+                TAG_PER_CHIP << TAG_SHIFT | u64::from(id) << 8 | index_of(&PER_CHIP_ENTRIES, entry)
+            }
+            Node::PerChipLine { global, entry } => {
+                TAG_PER_CHIP_LINE << TAG_SHIFT
+                    | u64::from(global) << 8
+                    | index_of(&PER_CHIP_LINE_ENTRIES, entry)
             }
         }
     }
@@ -188,6 +233,14 @@ impl Node {
                 offset: ((ino >> 8) & 0xffff_ffff) as u32,
                 entry: SIM_ENTRIES.get(low)?.0,
             },
+            (TAG_PER_CHIP, _) => Node::PerChip {
+                id: mid,
+                entry: PER_CHIP_ENTRIES.get(low)?.0,
+            },
+            (TAG_PER_CHIP_LINE, _) => Node::PerChipLine {
+                global: mid,
+                entry: PER_CHIP_LINE_ENTRIES.get(low)?.0,
+            },
             _ => return None,
         })
     }
@@ -207,15 +260,31 @@ impl Node {
                 entry: ChipEntry::Dir | ChipEntry::DeviceChip | ChipEntry::Power,
                 ..
             }
+            | Node::PerChip {
+                entry: ChipEntry::Dir | ChipEntry::DeviceChip | ChipEntry::Power,
+                ..
+            }
             | Node::Gpio {
                 entry: GpioEntry::Dir | GpioEntry::Power,
+                ..
+            }
+            | Node::PerChipLine {
+                entry: GpioEntry::Dir,
                 ..
             } => FileType::Directory,
             Node::Chip {
                 entry: ChipEntry::Device,
                 ..
+            }
+            | Node::PerChip {
+                entry: ChipEntry::Device,
+                ..
             } if !device_is_link => FileType::Directory,
             Node::Chip {
+                entry: ChipEntry::Device | ChipEntry::Subsystem,
+                ..
+            }
+            | Node::PerChip {
                 entry: ChipEntry::Device | ChipEntry::Subsystem,
                 ..
             }
@@ -232,10 +301,22 @@ impl Node {
         match (self, kind) {
             (_, FileType::Directory) => 0o755,
             (_, FileType::Symlink) => 0o777,
-            (Node::Export | Node::Unexport, _) => 0o200,
+            (
+                Node::Export
+                | Node::Unexport
+                | Node::PerChip {
+                    entry: ChipEntry::Export | ChipEntry::Unexport,
+                    ..
+                },
+                _,
+            ) => 0o200,
             (
                 Node::Chip {
                     entry: ChipEntry::Base | ChipEntry::Label | ChipEntry::Ngpio,
+                    ..
+                }
+                | Node::PerChip {
+                    entry: ChipEntry::Label | ChipEntry::Ngpio,
                     ..
                 }
                 | Node::Gpio {
@@ -259,6 +340,9 @@ impl Node {
             Node::Chip {
                 entry: ChipEntry::Base | ChipEntry::Label | ChipEntry::Ngpio,
                 ..
+            } | Node::PerChip {
+                entry: ChipEntry::Label | ChipEntry::Ngpio,
+                ..
             } | Node::Gpio {
                 entry: GpioEntry::Events,
                 ..
@@ -271,13 +355,22 @@ impl Node {
 
     /// Whether the node has a show operation at all (kernfs's has_read).
     pub(super) fn readable(self) -> bool {
-        !matches!(self, Node::Export | Node::Unexport)
+        !matches!(
+            self,
+            Node::Export
+                | Node::Unexport
+                | Node::PerChip {
+                    entry: ChipEntry::Export | ChipEntry::Unexport,
+                    ..
+                }
+        )
     }
 
-    /// The line a node belongs to, for gpio directory entries.
+    /// The line a node belongs to, for gpio directory entries (of
+    /// either ABI).
     pub(super) fn line(self) -> Option<u32> {
         match self {
-            Node::Gpio { global, .. } => Some(global),
+            Node::Gpio { global, .. } | Node::PerChipLine { global, .. } => Some(global),
             _ => None,
         }
     }
@@ -307,6 +400,14 @@ mod tests {
                 chip: 2,
                 offset: 4095,
                 entry: SimEntry::Hog,
+            },
+            Node::PerChip {
+                id: 7,
+                entry: ChipEntry::Unexport,
+            },
+            Node::PerChipLine {
+                global: 4_000_000,
+                entry: GpioEntry::Value,
             },
         ];
         for node in nodes {

@@ -11,7 +11,8 @@ use std::thread;
 use crossbeam_channel::{Receiver, Sender, after, bounded, never, select};
 use fuser::INodeNo;
 
-use super::node::{GpioEntry, Node};
+use super::node::{ChipEntry, GpioEntry, Node};
+use super::tree::device_number;
 use super::{Shared, signals};
 use crate::lock;
 use crate::mux::{Listener, Notice};
@@ -125,14 +126,30 @@ fn forget_line(shared: &Shared, global: u32) {
         global,
         entry: GpioEntry::Dir,
     };
-    let name = format!("gpio{global}");
-    let name = OsStr::from_bytes(name.as_bytes());
-    // `delete` also tells inotify watchers of the class directory.
-    if notifier
-        .delete(INodeNo::ROOT, INodeNo(dir.ino()), name)
-        .is_err()
+    forget_entry(notifier, Node::Root, dir, &format!("gpio{global}"));
+    // and `chip<X>/gpio<OFFSET>`, while its chip is there
+    if let Some((chip, offset)) = shared.mux.locate(global)
+        && device_number(&chip).is_some()
     {
-        let _ = notifier.inval_entry(INodeNo::ROOT, name);
+        let parent = Node::PerChip {
+            id: chip.id,
+            entry: ChipEntry::Dir,
+        };
+        let dir = Node::PerChipLine {
+            global,
+            entry: GpioEntry::Dir,
+        };
+        forget_entry(notifier, parent, dir, &format!("gpio{offset}"));
+    }
+}
+
+/// Makes the kernel drop the entry `name` of `parent`; `delete` also tells
+/// inotify watchers of the parent.
+fn forget_entry(notifier: &fuser::Notifier, parent: Node, child: Node, name: &str) {
+    let name = OsStr::from_bytes(name.as_bytes());
+    let parent = INodeNo(parent.ino());
+    if notifier.delete(parent, INodeNo(child.ino()), name).is_err() {
+        let _ = notifier.inval_entry(parent, name);
     }
 }
 

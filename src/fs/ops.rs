@@ -227,7 +227,7 @@ impl Filesystem for GpioFs {
             && matches!(
                 name.to_str()
                     .and_then(|n| self.shared.lookup(Node::Root, n)),
-                Some(Node::Chip { .. } | Node::Gpio { .. })
+                Some(Node::Chip { .. } | Node::Gpio { .. } | Node::PerChip { .. })
             );
         reply.error(if is_class_link {
             Errno::ENOTDIR
