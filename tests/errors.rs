@@ -477,7 +477,14 @@ fn rename_link_symlink_mknod_are_eperm() {
     assert_eq!(r.err(), Some(Errno(libc::EPERM)), "mkfifo");
     assert_eq!(
         m.ls("").unwrap(),
-        ["export", "gpio512", "gpiochip512", "sim", "unexport"]
+        [
+            "chip0",
+            "export",
+            "gpio512",
+            "gpiochip512",
+            "sim",
+            "unexport"
+        ]
     );
 }
 
