@@ -249,7 +249,15 @@ fn base_option_pins_a_chip() {
     };
     assert_eq!(
         m.ls("").unwrap(),
-        names(&["export", "gpiochip100", "gpiochip512", "sim", "unexport"])
+        names(&[
+            "chip0",
+            "chip1",
+            "export",
+            "gpiochip100",
+            "gpiochip512",
+            "sim",
+            "unexport"
+        ])
     );
     assert_eq!(m.get("gpiochip100/base"), "100\n");
     assert_eq!(m.get("gpiochip100/label"), "b\n");
@@ -268,7 +276,15 @@ fn base_option_zero_gives_old_numbers_and_others_stay_first_fit() {
     };
     assert_eq!(
         m.ls("").unwrap(),
-        names(&["export", "gpiochip0", "gpiochip512", "sim", "unexport"])
+        names(&[
+            "chip0",
+            "chip1",
+            "export",
+            "gpiochip0",
+            "gpiochip512",
+            "sim",
+            "unexport"
+        ])
     );
     assert_eq!(m.get("gpiochip0/base"), "0\n");
     assert_eq!(m.get("gpiochip0/label"), "a\n");
