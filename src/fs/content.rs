@@ -189,11 +189,12 @@ impl Attributes<'_> {
                 line.set_direction(output).map_err(mux_err)
             }
             GpioEntry::Value => {
-                // The kernel refuses an input before it looks at the text.
+                // Text first, then the direction, as Linux 6.17+ does (6.12
+                // refused an input before it looked at the text).
+                let value = kstrtol(data)?;
                 if !line.is_output() {
                     return Err(libc::EPERM);
                 }
-                let value = kstrtol(data)?;
                 line.set_value(value != 0).map_err(mux_err)
             }
             GpioEntry::Edge => line.set_edge(keyword(data, &EDGES)?).map_err(mux_err),

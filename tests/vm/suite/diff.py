@@ -16,7 +16,8 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lib import ARTIFACTS, HERE, PYTHON, WORK, Checks, Gpiofs, Sim, remove_all_sims  # noqa: E402
+from lib import (ARTIFACTS, HERE, PYTHON, WORK, Checks, Gpiofs, Sim, load_blocks,  # noqa: E402
+                 remove_all_sims)
 
 LABEL = "gpiodiff"
 NAMES = ["", "diff-led", "diff-btn", "", "diff-4", "diff-5", "", "diff-7"]
@@ -38,34 +39,9 @@ def load_allow():
 
 
 def load_allow_file(path):
-    entries, cur = [], None
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            s = line.rstrip("\n")
-            if not s.strip() or s.lstrip().startswith("#"):
-                if cur and not s.strip():
-                    entries.append(cur)
-                    cur = None
-                continue
-            field, sep, value = s.partition(":")
-            field = field.strip()
-            if not sep or field not in ("key", "kernel", "gpiofs", "why"):
-                raise SystemExit(f"{path}:{n}: want 'key|kernel|gpiofs|why: VALUE', got {s!r}")
-            value = value.strip()
-            if field == "key":
-                if cur:
-                    entries.append(cur)
-                cur = {"key": value, "kernel": "*", "gpiofs": "*", "why": "",
-                       "line": f"{os.path.basename(path)}:{n}", "used": 0}
-            elif cur is None:
-                raise SystemExit(f"{path}:{n}: '{field}:' before any 'key:'")
-            else:
-                cur[field] = value
-    if cur:
-        entries.append(cur)
+    entries = load_blocks(path, ("key", "kernel", "gpiofs", "why"), {"kernel": "*", "gpiofs": "*"})
     for e in entries:
-        if not e["why"]:
-            raise SystemExit(f"{e['line']}: entry {e['key']} has no 'why:'")
+        e["used"] = 0
     return entries
 
 

@@ -82,6 +82,44 @@ class Checks:
         sys.exit(0)
 
 
+def load_blocks(path, fields, defaults):
+    """Entries of a known-differences file: blocks separated by blank lines,
+    one `FIELD: VALUE` a line, the first field starting a block; `#` lines
+    are comments. Each entry is a dict with every field (defaults for the
+    missing ones; all but the first and the last field may be missing) and
+    `line`, where it starts."""
+    entries, cur = [], None
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            s = line.rstrip("\n")
+            if not s.strip() or s.lstrip().startswith("#"):
+                if cur and not s.strip():
+                    entries.append(cur)
+                    cur = None
+                continue
+            field, sep, value = s.partition(":")
+            field = field.strip()
+            if not sep or field not in fields:
+                raise SystemExit(f"{path}:{n}: want '{'|'.join(fields)}: VALUE', got {s!r}")
+            value = value.strip()
+            if field == fields[0]:
+                if cur:
+                    entries.append(cur)
+                cur = dict(defaults, **{fields[0]: value, fields[-1]: ""},
+                           line=f"{os.path.basename(path)}:{n}")
+            elif cur is None:
+                raise SystemExit(f"{path}:{n}: '{field}:' before any '{fields[0]}:'")
+            else:
+                cur[field] = value
+    if cur:
+        entries.append(cur)
+    for e in entries:
+        missing = [k for k in fields if k not in e]
+        if not e[fields[-1]] or missing:
+            raise SystemExit(f"{e['line']}: entry {e[fields[0]]} lacks {missing or fields[-1]}")
+    return entries
+
+
 def wait_for(pred, timeout=5.0, step=0.02):
     """Poll pred() until true or timeout; returns its last value."""
     end = time.monotonic() + timeout
