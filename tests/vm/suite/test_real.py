@@ -147,8 +147,8 @@ def errnos():
         c.errno_is(f"{f} {text!r}: EINVAL", werr(f"{d}/{f}", text), E.EINVAL)
     c.errno_is("active_low overflow: ERANGE", werr(f"{d}/active_low", big), E.ERANGE)
     c.errno_is("value 1 on an input: EPERM", werr(f"{d}/value", "1"), E.EPERM)
-    c.errno_is("value junk on an input: EPERM (kernel checks the direction first)",
-               werr(f"{d}/value", "junk"), E.EPERM)
+    c.errno_is("value junk on an input: EINVAL (text first, as Linux 6.17+)",
+               werr(f"{d}/value", "junk"), E.EINVAL)
     write(f"{d}/direction", "out")
     c.errno_is("value junk on an output: EINVAL", werr(f"{d}/value", "junk"), E.EINVAL)
     c.errno_is("value overflow on an output: ERANGE", werr(f"{d}/value", big), E.ERANGE)
