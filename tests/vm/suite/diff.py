@@ -77,7 +77,7 @@ def main():
             run_scenario("/sys/class/gpio", sim, kout))
     sim.remove()
 
-    chip_abi = ["chipabi/present", True] in load_record(kout)
+    chip_abi = ["chipabi/present", "True"] in load_record(kout)
     sim = Sim(LABEL, len(NAMES), NAMES)
     mnt = os.path.join(WORK, "diffmnt")
     # --allow-other: so that access checks for other users compare

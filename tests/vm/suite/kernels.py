@@ -25,8 +25,9 @@ def main():
     old_path, new_path, out = sys.argv[1:4]
     entries = load_blocks(LIST, FIELDS, {"old": "*", "new": "*"})
     for e in entries:
-        if e["gpiofs"] not in ("old", "new", "both"):
-            raise SystemExit(f"{e['line']}: 'gpiofs:' is old, new or both, not {e['gpiofs']!r}")
+        if e["gpiofs"] not in ("old", "new", "neither"):
+            raise SystemExit(f"{e['line']}: 'gpiofs:' is old, new or neither, "
+                             f"not {e['gpiofs']!r}")
         e["used"] = 0
     with open(old_path) as f:
         old = json.load(f)

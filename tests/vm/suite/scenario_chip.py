@@ -50,9 +50,10 @@ def export_parsing(sc, cx):
     texts = ["x", "", "\n", " 2", "2 ", "2x", "-2", "-0", "+2", "++2", "0x2", "02", "08",
              "2\n", "2\n\n", "2\0junk", str(sc.NGPIO - 1), str(sc.NGPIO), "4294967295",
              "4294967296", "99999999999999999999", sc.NAME1]
+    before = {n for n in os.listdir(cx) if n.startswith("gpio")}  # exported by earlier steps
     for text in texts:
         sc.w(f"chipX/export={text!r}", f"{cx}/export", text)
-        dirs = sorted(n for n in os.listdir(cx) if n.startswith("gpio"))
+        dirs = sorted(n for n in os.listdir(cx) if n.startswith("gpio") and n not in before)
         sc.rec(f"chipX/export={text!r}/dirs", " ".join(dirs) or "-")
         for d in dirs:
             sc.w(f"chipX/export={text!r}/unexport-{d}", f"{cx}/unexport", d[4:])
