@@ -10,7 +10,6 @@
 //! - `attr`, `content`: the text of each attribute, shown and stored;
 //! - `files`: open files and their poll state;
 //! - `reads`, `held`: how a read is answered, at once or once data comes;
-//! - `signals`: when to look for signals of readers whose reads are held;
 //! - `notify`: multiplexer notices turned into poll wake-ups, finished
 //!   reads and inotify events;
 //! - `ops`: the FUSE operations, on top of all these.
@@ -23,13 +22,12 @@ mod node;
 mod notify;
 mod ops;
 mod reads;
-mod signals;
 mod stat;
 mod tree;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU32};
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::SystemTime;
 
@@ -40,8 +38,7 @@ use crate::backend::sim::SimBackend;
 use crate::mux::{Listener, Mux};
 use content::Attributes;
 use files::OpenFiles;
-use held::HeldRead;
-use signals::SignalWatch;
+use held::HeldReads;
 use stat::Meta;
 
 /// Which of the kernel's two sysfs GPIO interfaces the tree shows.
@@ -103,13 +100,7 @@ struct Shared {
     started: SystemTime,
     meta: Mutex<HashMap<u64, Meta>>,
     files: RwLock<OpenFiles>,
-    held: Mutex<Vec<HeldRead>>,
-    /// Whether held readers are being watched for signals (set with the
-    /// first held read, cleared by the scan that finds none; both under
-    /// the `held` lock). The signal watch is armed exactly while it is set.
-    scanning: AtomicBool,
-    /// Wake-ups on signals anywhere, where the kernel allows them.
-    signals: Option<SignalWatch>,
+    held: Mutex<HeldReads>,
     notifier: OnceLock<Notifier>,
     /// Work for the notification thread.
     tasks: Sender<notify::Task>,
@@ -145,22 +136,6 @@ impl FsHandle {
     }
 }
 
-fn open_signal_watch() -> Option<SignalWatch> {
-    match SignalWatch::open() {
-        Ok(watch) => {
-            log::debug!("held reads: signals watched through kernel tracepoints");
-            Some(watch)
-        }
-        Err(e) => {
-            log::info!(
-                "held reads: no signal tracepoints ({e}); readers are checked every {} ms",
-                signals::POLLED_SCAN.as_millis()
-            );
-            None
-        }
-    }
-}
-
 impl GpioFs {
     /// Builds the filesystem and starts its notification threads.
     pub fn new(
@@ -177,9 +152,7 @@ impl GpioFs {
             started: SystemTime::now(),
             meta: Mutex::new(HashMap::new()),
             files: RwLock::new(OpenFiles::default()),
-            held: Mutex::new(Vec::new()),
-            scanning: AtomicBool::new(false),
-            signals: open_signal_watch(),
+            held: Mutex::default(),
             notifier: OnceLock::new(),
             tasks,
             touches,

@@ -8,12 +8,12 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use crossbeam_channel::{Receiver, Sender, after, bounded, never, select};
+use crossbeam_channel::{Receiver, Sender, bounded};
 use fuser::INodeNo;
 
+use super::Shared;
 use super::node::{ChipEntry, GpioEntry, Node};
 use super::tree::device_number;
-use super::{Shared, signals};
 use crate::lock;
 use crate::mux::{Listener, Notice};
 
@@ -26,12 +26,6 @@ pub(super) fn spawn(
     touch: Receiver<()>,
 ) -> std::io::Result<()> {
     let toucher = shared.clone();
-    if shared.signals.is_some() {
-        let watcher = shared.clone();
-        thread::Builder::new()
-            .name("fs-signals".into())
-            .spawn(move || watch_signals(&watcher))?;
-    }
     thread::Builder::new()
         .name("fs-notify".into())
         .spawn(move || run_tasks(&shared, &tasks))?;
@@ -47,41 +41,10 @@ pub(super) fn spawn(
     Ok(())
 }
 
-/// The notification thread: queued tasks, and while reads are held, a
-/// periodic look at their readers' signals.
+/// The notification thread: queued tasks, in order.
 fn run_tasks(shared: &Shared, tasks: &Receiver<Task>) {
-    let period = match shared.signals {
-        Some(_) => signals::WATCHED_SCAN,
-        None => signals::POLLED_SCAN,
-    };
-    loop {
-        let tick = if shared.scanning.load(Ordering::Acquire) {
-            after(period)
-        } else {
-            never()
-        };
-        select! {
-            recv(tasks) -> task => match task {
-                Ok(task) => task(shared),
-                Err(_) => return,
-            },
-            recv(tick) -> _ => shared.scan_held(),
-        }
-    }
-}
-
-/// Asks for a scan of held readers whenever a signal is sent or a task
-/// exits (the watch is armed only while reads are held).
-fn watch_signals(shared: &Shared) {
-    let Some(watch) = &shared.signals else {
-        return;
-    };
-    loop {
-        watch.wait();
-        if shared.tasks.send(Box::new(Shared::scan_held)).is_err() {
-            return;
-        }
-        thread::sleep(signals::WATCHED_SPACING);
+    for task in tasks {
+        task(shared);
     }
 }
 

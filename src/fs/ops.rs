@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use fuser::{
     Errno, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
     OpenAccMode, OpenFlags, PollEvents, PollFlags, PollNotifier, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyPoll, ReplyWrite, ReplyXattr, Request,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyPoll, ReplyWrite, ReplyXattr, Request, RequestId,
     TimeOrNow, WriteFlags,
 };
 
@@ -306,7 +306,7 @@ impl Filesystem for GpioFs {
         };
         if self.shared.read_blocks(&file, offset) {
             let nonblock = flags.0 & libc::O_NONBLOCK != 0;
-            self.shared.hold(file, size, nonblock, req.pid(), reply);
+            self.shared.hold(file, size, nonblock, req.unique().0, reply);
         } else {
             self.shared
                 .read_text(&file, offset, size, |text| match text {
@@ -314,6 +314,11 @@ impl Filesystem for GpioFs {
                     Err(code) => reply.error(Errno::from_i32(code)),
                 });
         }
+    }
+
+    fn interrupt(&self, _req: &Request, unique: RequestId) -> Result<(), Errno> {
+        self.shared.interrupt(unique.0);
+        Ok(())
     }
 
     fn write(
