@@ -7,9 +7,12 @@
 //!   simulator), behind one [`backend::Backend`] trait;
 //! - [`mux`]: the multiplexer, sole owner of line requests and line state,
 //!   which counts and fans out edge events;
-//! - [`fs`]: the FUSE tree with sysfs's files, errnos and poll rules.
+//! - [`fs`]: the FUSE tree with sysfs's files, errnos and poll rules;
+//!
+//! and [`daemon`], which mounts the tree and owns the daemon's lifecycle.
 
 pub mod backend;
+pub mod daemon;
 pub mod fs;
 pub mod mux;
 

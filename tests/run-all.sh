@@ -22,7 +22,7 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy"
-cargo clippy --all-targets -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 
 # gpiofs watches held readers' signals through kernel tracepoints where
 # tracefs is mounted, as systemd mounts it; the tests should see that path.
@@ -31,9 +31,14 @@ if [[ -d /sys/kernel/tracing && ! -e /sys/kernel/tracing/events ]]; then
 fi
 
 step "unit and FUSE integration tests (simulated chips)"
-cargo build --release --bins
-cargo test --release 2>&1 | tee target/native-tests.log
+cargo build --release --workspace --bins
+cargo test --release --workspace 2>&1 | tee target/native-tests.log
 native=$(grep -E '^test result:' target/native-tests.log | awk '{p+=$4; f+=$6} END {print p+0, f+0}')
+
+# --- gpiozero (issue 14): the real gpiozero on gpiofs through its pin factory ---
+step "gpiozero through the gpiofs pin factory (tests/gpiozero/run.sh)"
+tests/gpiozero/run.sh
+# --- end gpiozero ---
 
 step "real-kernel suite in a QEMU VM (gpio-sim)"
 vm_status=0

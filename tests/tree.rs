@@ -99,6 +99,7 @@ fn exported_gpio_directory_has_every_attribute_with_kernel_modes() {
             "drive",
             "edge",
             "events",
+            "holders",
             "power",
             "subsystem",
             "uevent",
@@ -118,6 +119,7 @@ fn exported_gpio_directory_has_every_attribute_with_kernel_modes() {
         assert_mode(&m, &format!("gpio517/{f}"), REG, 0o644);
     }
     assert_mode(&m, "gpio517/events", REG, 0o444);
+    assert_mode(&m, "gpio517/holders", REG, 0o444);
     for f in ["device", "power", "subsystem"] {
         let (kind, _) = m.mode(&format!("gpio517/{f}"));
         assert_eq!(kind, DIR, "stat(gpio517/{f}) must be a directory");

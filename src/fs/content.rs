@@ -2,9 +2,11 @@
 //! show/store operations, with the kernel's errnos.
 
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use super::attr::{self, BIASES, DRIVES, EDGES, keyword, kstrtol, kstrtouint, name_of};
+use super::files::OpenFiles;
+use super::holders;
 use super::node::{ChipEntry, GpioEntry, Node, SimEntry};
 use crate::backend::sim::SimBackend;
 use crate::mux::{Line, Mux, OutputLevel};
@@ -13,6 +15,7 @@ use crate::mux::{Line, Mux, OutputLevel};
 pub(super) struct Attributes<'a> {
     pub(super) mux: &'a Mux,
     pub(super) sim: Option<&'a SimBackend>,
+    pub(super) files: &'a RwLock<OpenFiles>,
 }
 
 type Result<T> = std::result::Result<T, i32>;
@@ -67,7 +70,7 @@ impl Attributes<'_> {
                     _ => Ok(()),
                 }
             }
-            Node::Gpio { entry, .. } | Node::PerChipLine { entry, .. } => {
+            Node::Gpio { global, entry } | Node::PerChipLine { global, entry } => {
                 let line = line_of(line)?;
                 match entry {
                     GpioEntry::Direction => {
@@ -79,6 +82,13 @@ impl Attributes<'_> {
                     GpioEntry::Bias => writeln!(out, "{}", name_of(&BIASES, line.bias())),
                     GpioEntry::Drive => writeln!(out, "{}", name_of(&DRIVES, line.drive())),
                     GpioEntry::DebounceUs => writeln!(out, "{}", line.debounce_us()),
+                    GpioEntry::Holders => {
+                        // /proc is read after the table's lock is let go.
+                        let files = (self.files.read())
+                            .unwrap_or_else(|e| e.into_inner())
+                            .of_line(global);
+                        holders::show(&files, out)
+                    }
                     _ => Ok(()),
                 }
             }

@@ -14,6 +14,8 @@ use crate::mux::{Line, StreamEvent, Subscription};
 
 pub(super) struct OpenFile {
     pub(super) node: Node,
+    /// The thread that opened the file (for `holders`).
+    pub(super) opener: u32,
     /// The line of a gpio directory entry, kept so reads skip the registry.
     pub(super) line: Option<Arc<Line>>,
     /// The event count this file has read up to (kernfs's `of->event`).
@@ -28,9 +30,15 @@ pub(super) struct OpenFile {
 }
 
 impl OpenFile {
-    pub(super) fn new(node: Node, line: Option<Arc<Line>>, stream: Option<Subscription>) -> Self {
+    pub(super) fn new(
+        node: Node,
+        opener: u32,
+        line: Option<Arc<Line>>,
+        stream: Option<Subscription>,
+    ) -> Self {
         Self {
             node,
+            opener,
             line,
             seen: AtomicU64::new(0),
             has_read: AtomicBool::new(false),

@@ -9,6 +9,7 @@
 //! - `stat`: what stat shows of them (and chown, chmod, utimes change);
 //! - `attr`, `content`: the text of each attribute, shown and stored;
 //! - `files`: open files and their poll state;
+//! - `holders`: who has files of a line open;
 //! - `reads`, `held`: how a read is answered, at once or once data comes;
 //! - `notify`: multiplexer notices turned into poll wake-ups, finished
 //!   reads and inotify events;
@@ -18,6 +19,7 @@ mod attr;
 mod content;
 mod files;
 mod held;
+mod holders;
 mod node;
 mod notify;
 mod ops;
@@ -114,6 +116,8 @@ struct Shared {
 /// The FUSE filesystem.
 pub struct GpioFs {
     shared: Arc<Shared>,
+    /// Called when the FUSE session ends (fuser's `destroy`).
+    session_end: Option<Box<dyn FnOnce() + Send + Sync>>,
 }
 
 /// Lets `main` reach the running filesystem after the session owns it.
@@ -164,9 +168,19 @@ impl GpioFs {
         Ok((
             GpioFs {
                 shared: shared.clone(),
+                session_end: None,
             },
             FsHandle { shared },
         ))
+    }
+}
+
+impl GpioFs {
+    /// Has `f` called when the FUSE session ends, e.g. by an external
+    /// `umount`.
+    pub fn on_session_end(mut self, f: Box<dyn FnOnce() + Send + Sync>) -> Self {
+        self.session_end = Some(f);
+        self
     }
 }
 
@@ -183,6 +197,7 @@ impl Shared {
         Attributes {
             mux: &self.mux,
             sim: self.sim.as_deref(),
+            files: &self.files,
         }
     }
 }

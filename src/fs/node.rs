@@ -40,6 +40,8 @@ pub(super) enum GpioEntry {
     Device,
     Power,
     Subsystem,
+    /// gpiofs: the processes with files of the line open.
+    Holders,
 }
 
 /// Entries of a simulated line's control directory.
@@ -119,7 +121,7 @@ pub(super) const PER_CHIP_LINE_ENTRIES: [(GpioEntry, &str); 3] = [
     (GpioEntry::Value, "value"),
 ];
 
-pub(super) const GPIO_ENTRIES: [(GpioEntry, &str); 13] = [
+pub(super) const GPIO_ENTRIES: [(GpioEntry, &str); 14] = [
     (GpioEntry::Dir, ""),
     (GpioEntry::Direction, "direction"),
     (GpioEntry::Value, "value"),
@@ -133,6 +135,7 @@ pub(super) const GPIO_ENTRIES: [(GpioEntry, &str); 13] = [
     (GpioEntry::Device, "device"),
     (GpioEntry::Power, "power"),
     (GpioEntry::Subsystem, "subsystem"),
+    (GpioEntry::Holders, "holders"),
 ];
 
 pub(super) const SIM_ENTRIES: [(SimEntry, &str); 4] = [
@@ -320,7 +323,7 @@ impl Node {
                     ..
                 }
                 | Node::Gpio {
-                    entry: GpioEntry::Events,
+                    entry: GpioEntry::Events | GpioEntry::Holders,
                     ..
                 }
                 | Node::SimLine {
@@ -344,7 +347,7 @@ impl Node {
                 entry: ChipEntry::Label | ChipEntry::Ngpio,
                 ..
             } | Node::Gpio {
-                entry: GpioEntry::Events,
+                entry: GpioEntry::Events | GpioEntry::Holders,
                 ..
             } | Node::SimLine {
                 entry: SimEntry::Value,

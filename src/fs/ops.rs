@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 use fuser::{
     Errno, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
     OpenAccMode, OpenFlags, PollEvents, PollFlags, PollNotifier, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyPoll, ReplyWrite, ReplyXattr, Request, RequestId,
-    TimeOrNow, WriteFlags,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyPoll, ReplyWrite, ReplyXattr, Request,
+    RequestId, TimeOrNow, WriteFlags,
 };
 
 use super::GpioFs;
@@ -87,7 +87,7 @@ impl GpioFs {
 
     /// A new open file of `node`: a gpio entry keeps its line, and an
     /// `events` file subscribes to the line's stream.
-    fn new_open_file(&self, node: Node) -> Result<OpenFile, Errno> {
+    fn new_open_file(&self, node: Node, opener: u32) -> Result<OpenFile, Errno> {
         let line = match node.line() {
             Some(global) => Some(self.shared.mux.line(global).ok_or(Errno::ENOENT)?),
             None => None,
@@ -98,11 +98,17 @@ impl GpioFs {
             }
             _ => None,
         };
-        Ok(OpenFile::new(node, line, stream))
+        Ok(OpenFile::new(node, opener, line, stream))
     }
 }
 
 impl Filesystem for GpioFs {
+    fn destroy(&mut self) {
+        if let Some(session_end) = self.session_end.take() {
+            session_end();
+        }
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let found = Node::from_ino(parent.0).and_then(|parent| {
             let node = self.shared.lookup(parent, name.to_str()?)?;
@@ -271,14 +277,14 @@ impl Filesystem for GpioFs {
         reply.error(Errno::EPERM);
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let Some((node, kind)) = self.existing(ino) else {
             return reply.error(Errno::ENOENT);
         };
         if !may_open(node, self.shared.meta(node, kind).mode, flags.acc_mode()) {
             return reply.error(Errno::EACCES);
         }
-        let file = match self.new_open_file(node) {
+        let file = match self.new_open_file(node, req.pid()) {
             Ok(file) => file,
             Err(e) => return reply.error(e),
         };
@@ -306,7 +312,8 @@ impl Filesystem for GpioFs {
         };
         if self.shared.read_blocks(&file, offset) {
             let nonblock = flags.0 & libc::O_NONBLOCK != 0;
-            self.shared.hold(file, size, nonblock, req.unique().0, reply);
+            self.shared
+                .hold(file, size, nonblock, req.unique().0, reply);
         } else {
             self.shared
                 .read_text(&file, offset, size, |text| match text {

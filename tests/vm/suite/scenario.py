@@ -35,7 +35,7 @@ import scenario_chip  # noqa: E402
 WAIT = 0.5  # seconds to wait to be sure that an edge is NOT reported
 WAIT_EDGE = 3.0  # at most this long for one the kernel would report (returns early)
 SETTLE = 0.15  # then for asynchronous notifications (inotify) to land
-EXTENSIONS = {"events", "bias", "drive", "debounce_us"}  # gpiofs-only files: not compared
+EXTENSIONS = {"events", "bias", "drive", "debounce_us", "holders"}  # gpiofs-only files: not compared
 
 CLASSDIR, LABEL, SIMDIR, OUT = sys.argv[1:5]
 CHIPNAME = os.path.basename(SIMDIR)

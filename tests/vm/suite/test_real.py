@@ -67,7 +67,7 @@ def tree():
 
 
 FILES = {"direction", "value", "edge", "active_low", "uevent", "device", "power", "subsystem",
-         "events", "bias", "drive", "debounce_us"}
+         "events", "bias", "drive", "debounce_us", "holders"}
 
 
 def export_unexport():
