@@ -34,7 +34,9 @@ import scenario_chip  # noqa: E402
 
 WAIT = 0.5  # seconds to wait to be sure that an edge is NOT reported
 WAIT_EDGE = 3.0  # at most this long for one the kernel would report (returns early)
-SETTLE = 0.15  # then for asynchronous notifications (inotify) to land
+# then for asynchronous notifications (inotify) to land; 0.15 s was too short
+# for the kernel's own work item on a loaded 2-core host
+SETTLE = 0.3
 EXTENSIONS = {"events", "bias", "drive", "debounce_us", "holders"}  # gpiofs-only files: not compared
 
 CLASSDIR, LABEL, SIMDIR, OUT = sys.argv[1:5]
