@@ -9,6 +9,7 @@ use clap::Parser;
 
 use gpiofs::backend::sim::SimChipSpec;
 use gpiofs::daemon;
+use gpiofs::fs::Abi;
 
 /// Serves the legacy sysfs GPIO interface (/sys/class/gpio) over FUSE,
 /// on top of the GPIO character device, so that any number of programs can
@@ -29,6 +30,12 @@ struct Cli {
     /// tests. Repeatable. Example: --sim-wire 512:513
     #[arg(long, value_name = "A:B", value_parser = parse_wire, requires = "sim")]
     sim_wire: Vec<(u32, u32)>,
+
+    /// Which sysfs GPIO interface to serve: legacy (export, gpiochipN,
+    /// gpioN), chip (Linux 6.17's chipX/ with export by offset) or both,
+    /// as a kernel with CONFIG_GPIO_SYSFS_LEGACY shows them.
+    #[arg(long, value_name = "legacy|chip|both", default_value = "both")]
+    abi: Abi,
 
     /// Pin the base of the chip labelled LABEL. Repeatable. Example:
     /// --base pinctrl-bcm2711=0 gives old Raspberry Pi programs their
@@ -138,6 +145,7 @@ impl From<Cli> for daemon::Config {
             auto_unmount: cli.auto_unmount,
             consumer: cli.consumer,
             blocking_value: cli.blocking_value,
+            abi: cli.abi,
         }
     }
 }

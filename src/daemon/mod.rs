@@ -40,6 +40,8 @@ pub struct Config {
     pub auto_unmount: bool,
     pub consumer: String,
     pub blocking_value: bool,
+    /// Which sysfs GPIO interface to serve.
+    pub abi: crate::fs::Abi,
 }
 
 /// Why the daemon could not start.
@@ -109,6 +111,7 @@ pub fn run(config: Config) -> Result<(), Error> {
         gid: nix::unistd::getegid().as_raw(),
         group: config.group,
         blocking_value: config.blocking_value,
+        abi: config.abi,
     };
     let (endings, ended) = unbounded();
     let (fs, handle) =

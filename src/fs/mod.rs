@@ -44,6 +44,41 @@ use files::OpenFiles;
 use held::HeldReads;
 use stat::Meta;
 
+/// Which of the kernel's two sysfs GPIO interfaces the tree shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Abi {
+    /// `export`, `gpiochip<BASE>/`, `gpio<N>/` (global numbers).
+    Legacy,
+    /// `chip<X>/` with export by offset and `gpio<OFFSET>/` (Linux 6.17+).
+    Chip,
+    /// Both, as a kernel with CONFIG_GPIO_SYSFS_LEGACY shows them.
+    #[default]
+    Both,
+}
+
+impl Abi {
+    pub fn legacy(self) -> bool {
+        self != Abi::Chip
+    }
+
+    pub fn chip(self) -> bool {
+        self != Abi::Legacy
+    }
+}
+
+impl std::str::FromStr for Abi {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "legacy" => Ok(Abi::Legacy),
+            "chip" => Ok(Abi::Chip),
+            "both" => Ok(Abi::Both),
+            _ => Err(format!("'{s}': want legacy, chip or both")),
+        }
+    }
+}
+
 /// What the filesystem is told at start.
 #[derive(Clone, Debug)]
 pub struct FsOptions {
@@ -56,6 +91,8 @@ pub struct FsOptions {
     pub group: Option<u32>,
     /// `--blocking-value`: repeated reads of `value` wait for an event.
     pub blocking_value: bool,
+    /// `--abi`: the legacy tree, the per-chip one, or both.
+    pub abi: Abi,
 }
 
 /// State shared by FUSE workers and the notification threads.

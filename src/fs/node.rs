@@ -8,11 +8,14 @@
 
 use fuser::FileType;
 
-/// Entries of a `gpiochip<BASE>` directory.
+/// Entries of a `gpiochip<BASE>` directory, and of a `chip<X>` one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(super) enum ChipEntry {
     Dir,
     Base,
+    /// `chip<X>/export` and `unexport`: by hardware offset.
+    Export,
+    Unexport,
     Label,
     Ngpio,
     Uevent,
@@ -74,6 +77,16 @@ pub(super) enum Node {
         offset: u32,
         entry: SimEntry,
     },
+    /// `chip<X>/...` of the per-chip ABI (Linux 6.17+); `id` as in `Chip`.
+    PerChip {
+        id: u32,
+        entry: ChipEntry,
+    },
+    /// `chip<X>/gpio<OFFSET>/...`: the same line as `gpio<global>`.
+    PerChipLine {
+        global: u32,
+        entry: GpioEntry,
+    },
 }
 
 pub(super) const CHIP_ENTRIES: [(ChipEntry, &str); 9] = [
@@ -86,6 +99,28 @@ pub(super) const CHIP_ENTRIES: [(ChipEntry, &str); 9] = [
     (ChipEntry::DeviceChip, ""),
     (ChipEntry::Power, "power"),
     (ChipEntry::Subsystem, "subsystem"),
+];
+
+/// A `chip<X>` directory, as gpiolib-sysfs.c's gpiochip_ext_attrs and the
+/// class device give it.
+pub(super) const PER_CHIP_ENTRIES: [(ChipEntry, &str); 10] = [
+    (ChipEntry::Dir, ""),
+    (ChipEntry::Export, "export"),
+    (ChipEntry::Unexport, "unexport"),
+    (ChipEntry::Label, "label"),
+    (ChipEntry::Ngpio, "ngpio"),
+    (ChipEntry::Uevent, "uevent"),
+    (ChipEntry::Device, "device"),
+    (ChipEntry::DeviceChip, ""),
+    (ChipEntry::Power, "power"),
+    (ChipEntry::Subsystem, "subsystem"),
+];
+
+/// A `chip<X>/gpio<OFFSET>` directory: an attribute group, only these two.
+pub(super) const PER_CHIP_LINE_ENTRIES: [(GpioEntry, &str); 3] = [
+    (GpioEntry::Dir, ""),
+    (GpioEntry::Direction, "direction"),
+    (GpioEntry::Value, "value"),
 ];
 
 pub(super) const GPIO_ENTRIES: [(GpioEntry, &str); 14] = [
@@ -141,6 +176,8 @@ const TAG_CHIP: u64 = 1;
 const TAG_GPIO: u64 = 2;
 const TAG_SIM_CHIP: u64 = 3;
 const TAG_SIM_LINE: u64 = 4;
+const TAG_PER_CHIP: u64 = 5;
+const TAG_PER_CHIP_LINE: u64 = 6;
 
 /// What an inode number names. A line's entries are named by export
 /// serial; which line that is, and whether it is still exported, only the
@@ -148,7 +185,12 @@ const TAG_SIM_LINE: u64 = 4;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Ino {
     Node(Node),
-    LineEntry { serial: u64, entry: GpioEntry },
+    /// An entry of `gpio<N>/`, or with `per_chip` of `chip<X>/gpio<OFFSET>/`.
+    LineEntry {
+        serial: u64,
+        entry: GpioEntry,
+        per_chip: bool,
+    },
 }
 
 impl Ino {
@@ -168,8 +210,20 @@ impl Ino {
                 return Some(Ino::LineEntry {
                     serial: (ino >> 8) & SERIAL_MASK,
                     entry: GPIO_ENTRIES.get(low)?.0,
+                    per_chip: false,
                 });
             }
+            (TAG_PER_CHIP_LINE, _) => {
+                return Some(Ino::LineEntry {
+                    serial: (ino >> 8) & SERIAL_MASK,
+                    entry: PER_CHIP_LINE_ENTRIES.get(low)?.0,
+                    per_chip: true,
+                });
+            }
+            (TAG_PER_CHIP, _) => Node::PerChip {
+                id: mid,
+                entry: PER_CHIP_ENTRIES.get(low)?.0,
+            },
             (TAG_SIM_CHIP, _) => Node::SimChip {
                 chip: (ino & 0xffff_ffff) as u32,
             },
@@ -212,6 +266,14 @@ impl Node {
                     | u64::from(offset) << 8
                     | index_of(&SIM_ENTRIES, entry)
             }
+            Node::PerChip { id, entry } => {
+                TAG_PER_CHIP << TAG_SHIFT | u64::from(id) << 8 | index_of(&PER_CHIP_ENTRIES, entry)
+            }
+            Node::PerChipLine { entry, .. } => {
+                TAG_PER_CHIP_LINE << TAG_SHIFT
+                    | (serial & SERIAL_MASK) << 8
+                    | index_of(&PER_CHIP_LINE_ENTRIES, entry)
+            }
         }
     }
 
@@ -230,15 +292,31 @@ impl Node {
                 entry: ChipEntry::Dir | ChipEntry::DeviceChip | ChipEntry::Power,
                 ..
             }
+            | Node::PerChip {
+                entry: ChipEntry::Dir | ChipEntry::DeviceChip | ChipEntry::Power,
+                ..
+            }
             | Node::Gpio {
                 entry: GpioEntry::Dir | GpioEntry::Power,
+                ..
+            }
+            | Node::PerChipLine {
+                entry: GpioEntry::Dir,
                 ..
             } => FileType::Directory,
             Node::Chip {
                 entry: ChipEntry::Device,
                 ..
+            }
+            | Node::PerChip {
+                entry: ChipEntry::Device,
+                ..
             } if !device_is_link => FileType::Directory,
             Node::Chip {
+                entry: ChipEntry::Device | ChipEntry::Subsystem,
+                ..
+            }
+            | Node::PerChip {
                 entry: ChipEntry::Device | ChipEntry::Subsystem,
                 ..
             }
@@ -255,10 +333,22 @@ impl Node {
         match (self, kind) {
             (_, FileType::Directory) => 0o755,
             (_, FileType::Symlink) => 0o777,
-            (Node::Export | Node::Unexport, _) => 0o200,
+            (
+                Node::Export
+                | Node::Unexport
+                | Node::PerChip {
+                    entry: ChipEntry::Export | ChipEntry::Unexport,
+                    ..
+                },
+                _,
+            ) => 0o200,
             (
                 Node::Chip {
                     entry: ChipEntry::Base | ChipEntry::Label | ChipEntry::Ngpio,
+                    ..
+                }
+                | Node::PerChip {
+                    entry: ChipEntry::Label | ChipEntry::Ngpio,
                     ..
                 }
                 | Node::Gpio {
@@ -282,6 +372,9 @@ impl Node {
             Node::Chip {
                 entry: ChipEntry::Base | ChipEntry::Label | ChipEntry::Ngpio,
                 ..
+            } | Node::PerChip {
+                entry: ChipEntry::Label | ChipEntry::Ngpio,
+                ..
             } | Node::Gpio {
                 entry: GpioEntry::Events | GpioEntry::Holders,
                 ..
@@ -294,13 +387,22 @@ impl Node {
 
     /// Whether the node has a show operation at all (kernfs's has_read).
     pub(super) fn readable(self) -> bool {
-        !matches!(self, Node::Export | Node::Unexport)
+        !matches!(
+            self,
+            Node::Export
+                | Node::Unexport
+                | Node::PerChip {
+                    entry: ChipEntry::Export | ChipEntry::Unexport,
+                    ..
+                }
+        )
     }
 
-    /// The line a node belongs to, for gpio directory entries.
+    /// The line a node belongs to, for gpio directory entries (of
+    /// either ABI).
     pub(super) fn line(self) -> Option<u32> {
         match self {
-            Node::Gpio { global, .. } => Some(global),
+            Node::Gpio { global, .. } | Node::PerChipLine { global, .. } => Some(global),
             _ => None,
         }
     }
@@ -327,6 +429,10 @@ mod tests {
                 offset: 4095,
                 entry: SimEntry::Hog,
             },
+            Node::PerChip {
+                id: 7,
+                entry: ChipEntry::Unexport,
+            },
         ];
         for node in nodes {
             assert_eq!(Ino::decode(node.ino(0)), Some(Ino::Node(node)));
@@ -340,7 +446,20 @@ mod tests {
             decoded,
             Some(Ino::LineEntry {
                 serial: SERIAL_MASK,
-                entry: GpioEntry::DebounceUs
+                entry: GpioEntry::DebounceUs,
+                per_chip: false,
+            })
+        );
+        let per_chip = Node::PerChipLine {
+            global: 4_000_000,
+            entry: GpioEntry::Value,
+        };
+        assert_eq!(
+            Ino::decode(per_chip.ino(5)),
+            Some(Ino::LineEntry {
+                serial: 5,
+                entry: GpioEntry::Value,
+                per_chip: true,
             })
         );
         assert_ne!(entry.ino(1), entry.ino(2), "each export has its own inodes");

@@ -11,7 +11,8 @@ use std::thread;
 use crossbeam_channel::{Receiver, Sender, bounded};
 use fuser::INodeNo;
 
-use super::node::{GpioEntry, Node};
+use super::node::{ChipEntry, GpioEntry, Node};
+use super::tree::device_number;
 use super::{Shared, sys};
 use crate::lock;
 use crate::mux::{Listener, Notice};
@@ -87,14 +88,33 @@ fn forget_line(shared: &Shared, global: u32, serial: u64) {
         global,
         entry: GpioEntry::Dir,
     };
-    let name = format!("gpio{global}");
+    forget_entry(notifier, Node::Root, dir, serial, &format!("gpio{global}"));
+    // and `chip<X>/gpio<OFFSET>`, while its chip is there
+    if let Some((chip, offset)) = shared.mux.locate(global)
+        && device_number(&chip).is_some()
+    {
+        let parent = Node::PerChip {
+            id: chip.id,
+            entry: ChipEntry::Dir,
+        };
+        let dir = Node::PerChipLine {
+            global,
+            entry: GpioEntry::Dir,
+        };
+        forget_entry(notifier, parent, dir, serial, &format!("gpio{offset}"));
+    }
+}
+
+/// Makes the kernel drop the entry `name` of `parent` (a line's directory
+/// of export `serial`); `delete` also tells inotify watchers of the parent.
+fn forget_entry(notifier: &fuser::Notifier, parent: Node, child: Node, serial: u64, name: &str) {
     let name = OsStr::from_bytes(name.as_bytes());
-    // `delete` also tells inotify watchers of the class directory.
+    let parent = INodeNo(parent.ino(0));
     if notifier
-        .delete(INodeNo::ROOT, INodeNo(dir.ino(serial)), name)
+        .delete(parent, INodeNo(child.ino(serial)), name)
         .is_err()
     {
-        let _ = notifier.inval_entry(INodeNo::ROOT, name);
+        let _ = notifier.inval_entry(parent, name);
     }
 }
 

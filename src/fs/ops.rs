@@ -231,7 +231,7 @@ impl Filesystem for GpioFs {
             && matches!(
                 name.to_str()
                     .and_then(|n| self.shared.lookup(Node::Root, n)),
-                Some(Node::Chip { .. } | Node::Gpio { .. })
+                Some(Node::Chip { .. } | Node::Gpio { .. } | Node::PerChip { .. })
             );
         reply.error(if is_class_link {
             Errno::ENOTDIR
@@ -441,7 +441,7 @@ impl Filesystem for GpioFs {
                 .into_iter()
                 .enumerate()
                 .filter_map(|(i, (node, name))| {
-                    let position = 3 + self.shared.position(dir, node, i);
+                    let position = 3 + self.shared.position(node, i);
                     Some((
                         position,
                         self.shared.ino(node),
@@ -450,6 +450,7 @@ impl Filesystem for GpioFs {
                     ))
                 }),
         );
+        entries.sort_unstable_by_key(|e| e.0);
         for (position, child, kind, name) in entries.into_iter().filter(|e| e.0 > offset) {
             if reply.add(INodeNo(child), position, kind, name) {
                 break;
