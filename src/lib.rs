@@ -10,6 +10,7 @@
 //! - [`fs`]: the FUSE tree with sysfs's files, errnos and poll rules.
 
 pub mod backend;
+pub mod cli;
 pub mod fs;
 pub mod mux;
 
