@@ -34,6 +34,13 @@ pub struct Cli {
     #[arg(long, value_name = "LABEL=N", value_parser = parse_base)]
     pub base: Vec<(String, u32)>,
 
+    /// Give the Raspberry Pi's GPIO controller (pinctrl-bcm2835 on Pi 0-3,
+    /// pinctrl-bcm2711 on Pi 4, pinctrl-rp1 on Pi 5) base 0, so that old
+    /// programs' numbers (export 17) work as before kernel 6.6. Fails on a
+    /// machine that is not a Raspberry Pi.
+    #[arg(long)]
+    pub pi_numbers: bool,
+
     /// Let users other than the one who mounted use the tree (FUSE's
     /// allow_other; access is still checked against owners and modes).
     #[arg(long)]
@@ -73,6 +80,7 @@ pub struct Cli {
 pub const EXAMPLES: &str = "Examples:
   gpiofs --sim demo:32 /tmp/gpio          simulated 32-line chip at /tmp/gpio
   gpiofs --group gpio --allow-other /run/gpio
+  gpiofs --pi-numbers /run/gpio           Raspberry Pi: GPIO17 is 17 again
   echo 529 > /tmp/gpio/export; cat /tmp/gpio/gpio529/value";
 
 fn parse_wire(s: &str) -> Result<(u32, u32), String> {

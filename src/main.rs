@@ -17,7 +17,7 @@ use gpiofs::backend::cdev::CdevBackend;
 use gpiofs::backend::sim::SimBackend;
 use gpiofs::cli::Cli;
 use gpiofs::fs::{FsOptions, GpioFs};
-use gpiofs::mux::{Mux, Options};
+use gpiofs::mux::{Mux, Options, pi};
 
 fn init_logging(cli: &Cli) {
     let level = match (cli.quiet, cli.verbose) {
@@ -124,8 +124,19 @@ fn run(cli: Cli) -> Result<(), String> {
     let options = Options {
         consumer: cli.consumer.clone(),
         bases: cli.base.iter().cloned().collect::<HashMap<_, _>>(),
+        pi_numbers: cli.pi_numbers,
     };
     let mux = Mux::start(backend, options).map_err(|e| e.to_string())?;
+    if cli.pi_numbers {
+        let model = if sim.is_some() {
+            None
+        } else {
+            pi::machine_model()
+        };
+        let chips = mux.chips();
+        let labels = chips.iter().map(|c| c.info.label.as_str());
+        info!("{}", pi::check(labels, model.as_deref())?);
+    }
     for (label, _) in &cli.base {
         if !mux.chips().iter().any(|c| &c.info.label == label) {
             warn!("--base {label}=...: no chip has that label");
