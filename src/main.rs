@@ -18,6 +18,7 @@ use gpiofs::backend::sim::SimBackend;
 use gpiofs::cli::Cli;
 use gpiofs::fs::{FsOptions, GpioFs};
 use gpiofs::mux::{Mux, Options, pi};
+use gpiofs::systemd;
 
 fn init_logging(cli: &Cli) {
     let level = match (cli.quiet, cli.verbose) {
@@ -215,16 +216,19 @@ fn run(cli: Cli) -> Result<(), String> {
             unsafe { libc::kill(libc::getpid(), libc::SIGUSR1) };
         })
         .map_err(|e| e.to_string())?;
+    systemd::notify_ready(&mountpoint);
 
     let unmounted = loop {
         match wait_for_signal(&signals) {
             libc::SIGUSR1 if !session_thread.is_finished() => continue,
             libc::SIGUSR1 => {
                 info!("{} was unmounted", mountpoint.display());
+                systemd::notify_stopping();
                 break true;
             }
             signal => {
                 info!("signal {signal}: unmounting {}", mountpoint.display());
+                systemd::notify_stopping();
                 handle.shutdown();
                 break unmount(&mountpoint);
             }
