@@ -8,6 +8,8 @@ use clap::Parser;
 
 use crate::backend::sim::SimChipSpec;
 
+/// The legacy sysfs GPIO interface over FUSE, shared by any number of programs
+///
 /// Serves the legacy sysfs GPIO interface (/sys/class/gpio) over FUSE,
 /// on top of the GPIO character device, so that any number of programs can
 /// share a line that the kernel gives to only one.
