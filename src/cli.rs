@@ -17,7 +17,7 @@ use crate::backend::sim::SimChipSpec;
 #[command(version, after_help = EXAMPLES)]
 pub struct Cli {
     /// Where to mount the tree (created if missing), e.g. /sys/class/gpio
-    /// inside a private mount namespace, or /run/gpio.
+    /// (as gpiofs.service does) or /run/gpio.
     pub mountpoint: PathBuf,
 
     /// Run on simulated chips instead of /dev/gpiochip*: LABEL:NLINES,
