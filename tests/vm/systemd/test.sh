@@ -59,8 +59,15 @@ note "$(systemd-analyze time | head -n 1)"
 
 # ---------------------------------------------------------------- install
 section install
-deb=$(ls /vmtest/gpiofs_*.deb)
-check "dpkg -i $(basename "$deb")" dpkg -i "$deb"
+deb=$(echo /vmtest/gpiofs_*.deb)
+if out=$(dpkg -i "$deb" 2>&1); then
+	ok "dpkg -i $(basename "$deb")"
+else
+	fail "dpkg -i $deb: $(echo "$out" | tail -n 5)"
+	note "the other checks need the package"
+	echo "systemd: $passed passed, $failed failed"
+	exit 1
+fi
 check "gpiofs is installed but not enabled" \
 	bash -c '[[ $(systemctl is-enabled gpiofs) == disabled && $(systemctl is-enabled gpiofs-run) == disabled ]]'
 check "and not started" bash -c '! systemctl is-active -q gpiofs && ! systemctl is-active -q gpiofs-run'
