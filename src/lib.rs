@@ -14,9 +14,11 @@
 #![deny(unsafe_code)]
 
 pub mod backend;
+pub mod cli;
 pub mod daemon;
 pub mod fs;
 pub mod mux;
+pub mod systemd;
 
 /// Locks a mutex even if a thread panicked while holding it: one failed
 /// request must not take every line down with it.

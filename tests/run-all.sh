@@ -57,6 +57,15 @@ vm_status=0
 tests/vm/run-suite.sh 2>&1 | tee target/vm-tests.log || vm_status=$?
 read -r vm_passed vm_failed < <(sed -n 's/^vm: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' target/vm-tests.log | tail -n 1)
 
+# ---- Debian package + systemd VM test (contrib/deb, tests/vm/systemd) ----
+step "Debian package (amd64) and the systemd VM test"
+rm -f target/debian/gpiofs_*_amd64.deb
+systemd_status=0
+{ contrib/deb/build.sh amd64 && tests/vm/systemd/run.sh target/debian/gpiofs_*_amd64.deb; } 2>&1 |
+    tee target/systemd-vm.log || systemd_status=$?
+((systemd_status == 0)) || vm_status=$systemd_status
+# ---- end of the Debian package step ----
+
 read -r passed failed <<<"$native"
 echo
 echo "native: $passed passed, $failed failed"

@@ -22,7 +22,8 @@ use crate::backend::Backend;
 use crate::backend::cdev::CdevBackend;
 use crate::backend::sim::{SimBackend, SimChipSpec};
 use crate::fs::{FsOptions, GpioFs};
-use crate::mux::{Mux, Options};
+use crate::mux::{Mux, Options, pi};
+use crate::systemd;
 use mounts::{OurMount, Unmounted};
 
 /// Everything the daemon is told at start.
@@ -42,6 +43,8 @@ pub struct Config {
     pub blocking_value: bool,
     /// Which sysfs GPIO interface to serve.
     pub abi: crate::fs::Abi,
+    /// `--pi-numbers`: the Raspberry Pi's GPIO controller gets base 0.
+    pub pi_numbers: bool,
 }
 
 /// Why the daemon could not start.
@@ -84,8 +87,19 @@ pub fn run(config: Config) -> Result<(), Error> {
     let options = Options {
         consumer: config.consumer.clone(),
         bases: config.bases.iter().cloned().collect::<HashMap<_, _>>(),
+        pi_numbers: config.pi_numbers,
     };
     let mux = Mux::start(backend, options).map_err(|e| Error::Setup(e.to_string()))?;
+    if config.pi_numbers {
+        // The device tree says "Raspberry Pi" before any GPIO driver probes.
+        let model = sim.is_none().then(pi::machine_model).flatten();
+        let chips = mux.chips();
+        let labels = chips.iter().map(|c| c.info.label.as_str());
+        info!(
+            "{}",
+            pi::check(labels, model.as_deref()).map_err(Error::Setup)?
+        );
+    }
     if sim.is_none() && mux.chips().is_empty() {
         info!(
             "no GPIO chips yet; waiting for /dev/gpiochip* (to try gpiofs without hardware: --sim demo:32)"
@@ -130,8 +144,11 @@ pub fn run(config: Config) -> Result<(), Error> {
     handle.set_notifier(session.notifier());
     spawn_signal_thread(signals, endings)?;
     info!("mounted at {}", mountpoint.display());
+    systemd::notify_ready(&mountpoint);
 
-    let unmounted = match ended.recv() {
+    let ending = ended.recv();
+    systemd::notify_stopping();
+    let unmounted = match ending {
         Ok(Ending::Signal(signal)) => {
             info!("{signal}: unmounting {}", mountpoint.display());
             handle.shutdown();

@@ -16,7 +16,7 @@ use fuser::{
 
 use super::attr::PAGE_SIZE;
 use super::files::OpenFile;
-use super::node::{GpioEntry, Node};
+use super::node::{ChipEntry, GpioEntry, Node};
 use super::{GpioFs, sys};
 
 /// How long the kernel may cache entries and attributes.
@@ -352,7 +352,16 @@ impl Filesystem for GpioFs {
             // The kernel may still hold the gone directory's entry: answer
             // once it is dropped, so that the line is gone when unexport
             // returns.
-            Ok(()) if file.node == Node::Unexport => {
+            Ok(())
+                if matches!(
+                    file.node,
+                    Node::Unexport
+                        | Node::PerChip {
+                            entry: ChipEntry::Unexport,
+                            ..
+                        }
+                ) =>
+            {
                 let _ = self
                     .shared
                     .tasks

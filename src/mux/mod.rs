@@ -8,6 +8,7 @@
 
 mod chips;
 mod line;
+pub mod pi;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -112,6 +113,8 @@ pub struct Options {
     pub consumer: String,
     /// Chip label → pinned base.
     pub bases: HashMap<String, u32>,
+    /// The Raspberry Pi's GPIO controller gets base 0 (see [`pi`]).
+    pub pi_numbers: bool,
 }
 
 struct Registry {
@@ -146,7 +149,7 @@ impl Mux {
             backend: backend.clone(),
             consumer: options.consumer,
             registry: RwLock::new(Registry {
-                chips: ChipTable::new(options.bases),
+                chips: ChipTable::new(options.bases, options.pi_numbers),
                 lines: HashMap::new(),
                 serials: HashMap::new(),
                 exports: 0,
