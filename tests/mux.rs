@@ -11,7 +11,7 @@ use std::thread;
 use std::time::Instant;
 
 use gpiofs::backend::{BackendEvent, EdgeDetection, EdgeKind};
-use gpiofs::mux::{Error, Line, Notice, Options};
+use gpiofs::mux::{Error, Line, Next, Notice, Options, STREAM_CAPACITY};
 use mux_common::{Heard, PATIENCE, Rig, SimRig, TestBackend, chip_info, sim_rig};
 
 /// The global number and `counted` of an edge notice.
@@ -76,13 +76,13 @@ fn stream_seqnos_count_from_1() {
         EdgeKind::Rising,
         EdgeKind::Falling,
     ]) {
-        let event = stream.try_next().expect("a queued event");
+        let event = stream.try_next().event().expect("a queued event");
         assert_eq!((event.seqno, event.kind), (seqno, kind));
         assert_eq!(event.value, kind == EdgeKind::Rising);
         assert!(event.timestamp_ns >= last_timestamp);
         last_timestamp = event.timestamp_ns;
     }
-    assert_eq!(stream.try_next(), Err(false), "empty, not ended");
+    assert_eq!(stream.try_next(), Next::Empty, "empty, not ended");
     assert_eq!(line.event_count(), 1);
 }
 
@@ -102,7 +102,7 @@ fn kernel_seqno_gaps_carry_over_into_the_stream() {
     script.edges("gpiochip0", 0, &[9]);
     assert_eq!(edges(&rig.next()), (512, false));
     rig.assert_quiet();
-    let seqnos: Vec<u64> = std::iter::from_fn(|| stream.try_next().ok())
+    let seqnos: Vec<u64> = std::iter::from_fn(|| stream.try_next().event())
         .map(|e| e.seqno)
         .collect();
     assert_eq!(seqnos, [1, 2, 5, 6, 9]);
@@ -120,12 +120,17 @@ fn a_full_queue_keeps_the_newest_1024_with_the_gap_visible() {
     for _ in 0..EDGES {
         assert_eq!(edges(&rig.next()), (512, false));
     }
-    let seqnos: Vec<u64> = std::iter::from_fn(|| stream.try_next().ok())
+    let seqnos: Vec<u64> = std::iter::from_fn(|| stream.try_next().event())
         .map(|e| e.seqno)
         .collect();
-    let newest: Vec<u64> = (EDGES - 1024 + 1..=EDGES).collect();
-    assert_eq!(seqnos, newest, "the oldest {} were dropped", EDGES - 1024);
-    assert_eq!(stream.try_next(), Err(false));
+    let newest: Vec<u64> = (EDGES - STREAM_CAPACITY as u64 + 1..=EDGES).collect();
+    assert_eq!(
+        seqnos,
+        newest,
+        "the oldest {} were dropped",
+        EDGES - STREAM_CAPACITY as u64
+    );
+    assert_eq!(stream.try_next(), Next::Empty);
 }
 
 #[test]
@@ -158,7 +163,7 @@ fn counting_follows_edge_and_active_low() {
         for (pull, kind, counted) in [(true, rise, on_rise), (false, fall, on_fall)] {
             sim.set_pull("bank", offset, pull).unwrap();
             assert_eq!(edges(&rig.next()), (global, counted), "{case}, {kind:?}");
-            let event = stream.try_next().expect("a queued event");
+            let event = stream.try_next().event().expect("a queued event");
             assert_eq!(event.kind, kind, "{case}");
             assert_eq!(event.value, pull != active_low, "{case}");
             assert_eq!(line.value().unwrap(), pull != active_low, "{case}");
@@ -266,7 +271,7 @@ fn unexport_announces_the_line_gone_with_its_serial() {
     assert_eq!(heard.thread.as_deref(), thread::current().name());
     assert!(first.is_gone());
     assert_eq!(first.value(), Err(Error::Gone));
-    assert_eq!(stream.try_next(), Err(true), "the stream ended");
+    assert_eq!(stream.try_next(), Next::Ended, "the stream ended");
     assert!(stream.is_ended());
     assert!(first.subscribe().is_err());
 
@@ -331,7 +336,7 @@ fn hot_plug_numbers_new_chips_and_retires_the_lines_of_gone_ones() {
         1,
         "the gone chip's requests dropped"
     );
-    assert_eq!(stream.try_next(), Err(true));
+    assert_eq!(stream.try_next(), Next::Ended);
     assert!(held.is_gone());
 
     // Unknown chips and edges of a removed chip change nothing; a new chip

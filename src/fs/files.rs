@@ -10,7 +10,7 @@ use fuser::{PollEvents, PollNotifier};
 
 use super::node::{GpioEntry, Node};
 use crate::lock;
-use crate::mux::{Line, Next, StreamEvent, Subscription};
+use crate::mux::{Line, StreamEvent, Subscription};
 
 pub(super) struct OpenFile {
     pub(super) node: Node,
@@ -112,10 +112,7 @@ impl OpenFile {
         let mut pending = lock(&self.pending);
         let mut out = Vec::new();
         let mut line = Vec::with_capacity(64);
-        while let Some(event) = pending.take().or_else(|| match stream.try_next() {
-            Next::Event(event) => Some(event),
-            Next::Empty | Next::Ended => None,
-        }) {
+        while let Some(event) = pending.take().or_else(|| stream.try_next().event()) {
             line.clear();
             let _ = writeln!(
                 line,

@@ -376,6 +376,15 @@ pub enum Next {
     Ended,
 }
 
+impl Next {
+    pub fn event(self) -> Option<StreamEvent> {
+        match self {
+            Next::Event(event) => Some(event),
+            Next::Empty | Next::Ended => None,
+        }
+    }
+}
+
 /// A queue of a line's edges, as one open `events` file sees them.
 pub struct Subscription {
     id: u64,

@@ -17,7 +17,7 @@ use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use crate::backend::{Backend, BackendError, BackendEvent, ChipInfo, EventSink, LineConfig};
 pub use chips::Chip;
 use chips::ChipTable;
-pub use line::{Line, Next, OutputLevel, StreamEvent, Subscription};
+pub use line::{Line, Next, OutputLevel, STREAM_CAPACITY, StreamEvent, Subscription};
 
 /// A multiplexer failure; each kind maps to the errno the kernel's sysfs
 /// gives for the same mistake.
