@@ -30,13 +30,15 @@ summary=()
 # cargo's "test result:" lines of LOG, summed, as SUITE's counts.
 count_cargo() {
     local suite=$1 log=$2 counts
-    counts=$(grep -E '^test result:' "$log" | awk '{p+=$4; f+=$6} END {print p+0, f+0}')
+    counts=$(grep -E '^test result:' "$log" | awk '{p+=$4; f+=$6} END {print p+0, f+0}' || true)
+    # No result line at all (it did not build): one failure.
+    [[ $counts == "0 0" ]] && counts="0 1"
     summary+=("$suite $counts")
 }
 # The last "SUITE: N passed, M failed" line of LOG (none: 1 failure).
 count_line() {
     local suite=$1 log=$2 counts
-    counts=$(sed -n "s/^$suite: \([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p" "$log" | tail -n 1)
+    counts=$(sed -n "s/^$suite: \([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p" "$log" | tail -n 1 || true)
     summary+=("$suite ${counts:-0 1}")
 }
 
