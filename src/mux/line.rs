@@ -298,7 +298,13 @@ impl Line {
     }
 
     fn unsubscribe(&self, id: u64) {
-        lock(&self.subscribers).retain(|s| s.id != id);
+        let mut subscribers = lock(&self.subscribers);
+        subscribers.retain(|s| s.id != id);
+        // A crowd of `events` readers that has left gives its slots back.
+        if subscribers.capacity() > 64 && subscribers.len() * 4 < subscribers.capacity() {
+            subscribers.shrink_to_fit();
+        }
+        drop(subscribers);
         if !self.is_gone() {
             let _ = self.update(|s| {
                 s.streams -= 1;
