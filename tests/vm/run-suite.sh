@@ -22,7 +22,11 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 T0=$(date +%s)
+# --arch amd64|arm64|armhf: the guest's architecture (tests/vm/arm/README.md)
+ARCH=amd64
+case ${1:-} in --arch) ARCH=${2:-}; shift 2 || shift ;; --arch=*) ARCH=${1#*=}; shift ;; esac
 OUT=target/vm-suite
+[[ $ARCH == amd64 ]] || OUT+=-$ARCH
 LOG=$OUT/output.log
 
 fail_early() {
@@ -30,6 +34,16 @@ fail_early() {
 	echo "vm: 0 passed, 1 failed"
 	exit 1
 }
+BIN=target/release/gpiofs
+case $ARCH in
+amd64) ;;
+arm64 | armhf)
+	echo "vm-suite: contrib/cross/build.sh $ARCH --bin gpiofs"
+	BIN=$(contrib/cross/build.sh "$ARCH" --bin gpiofs)/gpiofs || fail_early "the $ARCH cross build failed"
+	export GPIOFS_VM_ARCH=$ARCH
+	;;
+*) fail_early "--arch must be amd64, arm64 or armhf, not '$ARCH'" ;;
+esac
 
 if ! command -v gpioinfo >/dev/null || ! command -v gpioset >/dev/null || ! command -v gpiomon >/dev/null; then
 	echo "vm-suite: installing libgpiod's tools (Debian package gpiod)"
@@ -47,7 +61,7 @@ rm -f "$OUT"/*.json "$OUT"/*.log "$OUT"/diff.txt
 
 echo "vm-suite: booting the VM (tests/vm/run.sh)"
 rc=0
-GPIOFS_BIN=$PWD/target/release/gpiofs GPIOFS_SUITE_ARTIFACTS=$PWD/$OUT \
+GPIOFS_BIN=$PWD/$BIN GPIOFS_SUITE_ARTIFACTS=$PWD/$OUT \
 	bash tests/vm/run.sh --timeout "${GPIOFS_SUITE_TIMEOUT:-1500}" -- bash tests/vm/suite/guest.sh 2>&1 |
 	tee "$LOG" || rc=${PIPESTATUS[0]}
 

@@ -131,7 +131,7 @@ QEMU=(
 	-nographic -monitor none -no-reboot -nic none
 	-serial "file:$RUN/console.log"
 	-kernel "$GPIOFS_VM_KERNEL" -initrd "$GPIOFS_VM_INITRD"
-	-append "console=${GPIOFS_VM_TTY:-ttyS0} quiet loglevel=3 panic=-1 rdinit=/init ${GPIOFS_VM_APPEND:-}"
+	-append "${GPIOFS_VM_CMDLINE:-console=ttyS0} quiet loglevel=3 panic=-1 rdinit=/init ${GPIOFS_VM_APPEND:-}"
 	-device virtio-rng-pci
 	-device virtio-serial-pci
 	-chardev "file,id=gout,path=$RUN/stdout" -device virtserialport,chardev=gout,name=gpiofs.stdout

@@ -15,7 +15,7 @@
 #
 # Cache: ${GPIOFS_VM_CACHE:-$HOME/.cache/gpiofs-vm}/ARCH. Progress goes to
 # stderr; stdout gets the shell assignments run.sh evals (those of
-# tests/vm/setup.sh plus GPIOFS_VM_QEMU, GPIOFS_VM_TTY, GPIOFS_VM_ROOT).
+# tests/vm/setup.sh plus GPIOFS_VM_QEMU, GPIOFS_VM_CMDLINE, GPIOFS_VM_ROOT).
 # GPIOFS_VM_REFRESH=1 looks for a newer kernel and rebuilds the userland.
 set -euo pipefail
 
@@ -33,7 +33,7 @@ die() {
 
 # What the guest's userland needs: the suite's shell and Python, libgpiod's
 # tools, mount/umount, timeout, awk, fusermount3.
-USERLAND=bash,coreutils,python3,gpiod,util-linux,mount,mawk,procps,fuse3,kmod,findutils,grep,sed
+USERLAND=bash,dash,coreutils,python3,gpiod,util-linux,mount,mawk,procps,fuse3,kmod,findutils,grep,sed
 case $ARCH in
 arm64)
 	SUITES=(trixie trixie-backports)
@@ -42,7 +42,6 @@ arm64)
 	# pauth-impdef: QEMU's own pointer-authentication hash, far cheaper
 	# under emulation than the architected one
 	QEMU="qemu-system-aarch64 -M virt -cpu max,pauth-impdef=on"
-	TTY=ttyAMA0
 	HOSTPKGS=(qemu-system-arm)
 	;;
 armhf)
@@ -50,11 +49,13 @@ armhf)
 	KFLAVOUR=armmp-lpae
 	KPATTERN='^linux-image-6\.12\.[0-9]+\+deb12-armmp-lpae$'
 	QEMU="qemu-system-arm -M virt,highmem=off -cpu max"
-	TTY=ttyAMA0
 	HOSTPKGS=(qemu-system-arm gcc-arm-linux-gnueabihf make)
 	;;
 *) die "unknown architecture '$ARCH' (arm64 or armhf)" ;;
 esac
+# The virt machine's own PL061 GPIO chip stays unbound: the guest has only
+# gpio-sim's chips, as on amd64 (the suite starts with none at all).
+CMDLINE="console=ttyAMA0 initcall_blacklist=pl061_gpio_driver_init"
 HOSTPKGS+=(mmdebstrap busybox-static cpio kmod xz-utils gzip)
 
 missing=()
@@ -213,12 +214,17 @@ if [[ $(cat "$USERROOT.stamp" 2>/dev/null) != "$USERLAND" || -n ${GPIOFS_VM_REFR
 	mmdebstrap --quiet --variant=extract --architectures="$ARCH" --include="$USERLAND" \
 		trixie "$USERROOT" "deb [signed-by=$KEYRING] $MIRROR trixie main" >&2 ||
 		die "mmdebstrap of the $ARCH userland failed"
-	[[ -x $USERROOT/usr/bin/python3 && -x $USERROOT/usr/bin/gpioinfo ]] ||
-		die "the userland has no python3 or gpioinfo"
+	# what the maintainer scripts the extract variant skips would have made
+	ln -s mawk "$USERROOT/usr/bin/awk"
+	echo 'root:x:0:0:root:/root:/bin/bash' >"$USERROOT/etc/passwd"
+	echo 'root:x:0:' >"$USERROOT/etc/group"
+	for f in python3 gpioinfo awk sh timeout umount; do
+		[[ -x $USERROOT/usr/bin/$f ]] || die "the userland has no /usr/bin/$f"
+	done
 	echo "$USERLAND" >"$USERROOT.stamp"
 fi
 
 echo "$KPKG" >"$CACHE/current.tmp" && mv -f "$CACHE/current.tmp" "$CACHE/current"
 printf 'GPIOFS_VM_VERSION=%q\nGPIOFS_VM_KREL=%q\nGPIOFS_VM_KERNEL=%q\nGPIOFS_VM_INITRD=%q\n' \
 	"$KPKG" "$KREL" "$KERNEL" "$INITRD"
-printf 'GPIOFS_VM_QEMU=%q\nGPIOFS_VM_TTY=%q\nGPIOFS_VM_ROOT=%q\n' "$QEMU" "$TTY" "$USERROOT"
+printf 'GPIOFS_VM_QEMU=%q\nGPIOFS_VM_CMDLINE=%q\nGPIOFS_VM_ROOT=%q\n' "$QEMU" "$CMDLINE" "$USERROOT"
