@@ -49,7 +49,7 @@ armhf)
 	KFLAVOUR=armmp-lpae
 	KPATTERN='^linux-image-6\.12\.[0-9]+\+deb12-armmp-lpae$'
 	QEMU="qemu-system-arm -M virt,highmem=off -cpu max"
-	HOSTPKGS=(qemu-system-arm gcc-arm-linux-gnueabihf make)
+	HOSTPKGS=(qemu-system-arm gcc-arm-linux-gnueabihf make qemu-user-static)
 	;;
 *) die "unknown architecture '$ARCH' (arm64 or armhf)" ;;
 esac
@@ -117,13 +117,13 @@ if [[ ! -e $KDIR/.done-unpack ]]; then
 	pkgs=("$KPKG" busybox-static)
 	[[ $ARCH == arm64 ]] && pkgs+=("linux-modules-$KREL")
 	[[ $ARCH == armhf ]] && pkgs+=("linux-headers-$KREL" "linux-headers-$ABI-common"
-		"linux-kbuild-$ABI:amd64" linux-source-6.12)
+		"linux-kbuild-$ABI:amd64" "linux-kbuild-$ABI:armhf" linux-source-6.12)
 	log "downloading ${pkgs[*]}"
 	rm -rf "$KDIR"
 	mkdir -p "$KDIR/debs"
 	(cd "$KDIR/debs" && papt download "${pkgs[@]}" >&2) || die "apt-get download ${pkgs[*]} failed"
 	for f in "$KDIR"/debs/*.deb; do
-		[[ $f == */linux-source-* ]] && continue
+		[[ $f == */linux-source-* || $f == */linux-kbuild-*_armhf.deb ]] && continue
 		dpkg-deb -x "$f" "$ROOT" || die "dpkg-deb -x $f failed"
 	done
 	touch "$KDIR/.done-unpack"
@@ -143,6 +143,14 @@ BUILD=$KDIR/build
 if [[ $ARCH == armhf && ! -e $KDIR/.done-modules ]]; then
 	HDRS=$ROOT/usr/src/linux-headers-$KREL
 	sed -i "s#^include /usr/src/#include $ROOT/usr/src/#" "$HDRS/Makefile"
+	# The amd64 kbuild's 32-bit modpost knows x86's struct sizes, not ARM's:
+	# run the armhf one under qemu-user instead.
+	MOD=$ROOT/usr/lib/linux-kbuild-$ABI/scripts/mod
+	dpkg-deb --fsys-tarfile "$KDIR"/debs/linux-kbuild-*_armhf.deb |
+		tar -xO "./usr/lib/linux-kbuild-$ABI/scripts/mod/modpost.real-lsb-32" >"$MOD/modpost.armhf" ||
+		die "no modpost.real-lsb-32 in linux-kbuild-$ABI:armhf"
+	chmod 755 "$MOD/modpost.armhf"
+	printf '#!/bin/sh\nexec qemu-arm-static -L /usr/arm-linux-gnueabihf %q "$@"\n' "$MOD/modpost.armhf" >"$MOD/modpost.real-lsb-32"
 	log "building irq_sim.ko and gpio-sim.ko (arm-linux-gnueabihf-gcc)"
 	rm -rf "$BUILD"
 	mkdir -p "$BUILD"
