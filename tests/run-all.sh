@@ -40,10 +40,15 @@ vm_status=0
 tests/vm/run-suite.sh 2>&1 | tee target/vm-tests.log || vm_status=$?
 read -r vm_passed vm_failed < <(sed -n 's/^vm: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' target/vm-tests.log | tail -n 1)
 
-# ---- ARM (issue 10): the same suite in emulated arm64 (Linux 7.3) and armhf
-# (Linux 6.12) guests, on cross-built static binaries (tests/vm/arm)
+# ---- ARM (issue 10): the unit tests under qemu-user, and the real-kernel
+# suite in emulated arm64 (Linux 7.3) and armhf (Linux 6.12) guests, on
+# cross-built static binaries (contrib/cross, tests/vm/arm)
 arm_passed=0 arm_failed=0 arm_status=0
 for arch in arm64 armhf; do
+    step "unit tests for $arch under qemu-user (contrib/cross/build.sh --test $arch)"
+    contrib/cross/build.sh --test "$arch" 2>&1 | tee "target/unit-tests-$arch.log" || arm_status=1
+    read -r p f < <(grep -E '^test result:' "target/unit-tests-$arch.log" | awk '{p+=$4; f+=$6} END {print p+0, f+0}')
+    arm_passed=$((arm_passed + p)) arm_failed=$((arm_failed + f))
     step "real-kernel suite in an emulated $arch VM (tests/vm/run-suite.sh --arch $arch)"
     tests/vm/run-suite.sh --arch "$arch" 2>&1 | tee "target/vm-tests-$arch.log" || arm_status=1
     p='' f=''
