@@ -37,15 +37,11 @@ if ! rustup target list --installed | grep -qx "$TARGET"; then
 	echo "cross-build: rustup target add $TARGET" >&2
 	rustup target add "$TARGET" >&2 || die "rustup target add $TARGET failed"
 fi
+# shellcheck source=contrib/cross/apt-need.sh
+. contrib/cross/apt-need.sh
 need=("$GCC")
 [[ -n $TEST ]] && need+=(qemu-user-static)
-for p in "${need[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' && continue
-	[[ $(id -u) == 0 ]] || die "$p is missing: apt-get install $p (as root)"
-	echo "cross-build: installing $p" >&2
-	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$p" >&2; } ||
-		die "apt-get install $p failed"
-done
+apt_need "${need[@]}" || die "cannot install ${need[*]}"
 if [[ -n $TEST ]]; then
 	runner=CARGO_TARGET_$(echo "$TARGET" | tr a-z- A-Z_)_RUNNER
 	export "$runner=$QEMU"

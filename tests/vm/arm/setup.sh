@@ -58,17 +58,9 @@ esac
 CMDLINE="console=ttyAMA0 initcall_blacklist=pl061_gpio_driver_init"
 HOSTPKGS+=(mmdebstrap busybox-static cpio kmod xz-utils gzip)
 
-missing=()
-for p in "${HOSTPKGS[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-	[[ $(id -u) == 0 ]] || die "missing packages ${missing[*]}: run as root or install them"
-	log "installing ${missing[*]}"
-	apt-get update -qq || die "apt-get update failed"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 ||
-		die "apt-get install ${missing[*]} failed"
-fi
+# shellcheck source=contrib/cross/apt-need.sh
+. "$HERE/../../../contrib/cross/apt-need.sh"
+apt_need "${HOSTPKGS[@]}" || die "cannot install ${HOSTPKGS[*]}"
 
 mkdir -p "$CACHE"
 exec 9>"$CACHE/.lock"
