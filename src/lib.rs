@@ -7,11 +7,18 @@
 //!   simulator), behind one [`backend::Backend`] trait;
 //! - [`mux`]: the multiplexer, sole owner of line requests and line state,
 //!   which counts and fans out edge events;
-//! - [`fs`]: the FUSE tree with sysfs's files, errnos and poll rules.
+//! - [`fs`]: the FUSE tree with sysfs's files, errnos and poll rules;
+//!
+//! and [`daemon`], which mounts the tree and owns the daemon's lifecycle.
+
+#![deny(unsafe_code)]
 
 pub mod backend;
+pub mod cli;
+pub mod daemon;
 pub mod fs;
 pub mod mux;
+pub mod systemd;
 
 /// Locks a mutex even if a thread panicked while holding it: one failed
 /// request must not take every line down with it.

@@ -1,119 +1,13 @@
-//! The gpiofs daemon: command line, logging, mounting and signals.
+//! The gpiofs command line: parses options, sets up logging and runs the
+//! daemon ([`gpiofs::daemon`]).
 
-use std::collections::HashMap;
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use clap::Parser;
-use fuser::{Config, MountOption, Session, SessionACL};
-use log::{error, info, warn};
 
-use gpiofs::backend::Backend;
-use gpiofs::backend::cdev::CdevBackend;
-use gpiofs::backend::sim::{SimBackend, SimChipSpec};
-use gpiofs::fs::{FsOptions, GpioFs};
-use gpiofs::mux::{Mux, Options};
-
-/// Serves the legacy sysfs GPIO interface (/sys/class/gpio) over FUSE,
-/// on top of the GPIO character device, so that any number of programs can
-/// share a line that the kernel gives to only one.
-#[derive(Parser, Debug)]
-#[command(version, after_help = EXAMPLES)]
-struct Cli {
-    /// Where to mount the tree (created if missing), e.g. /sys/class/gpio
-    /// inside a private mount namespace, or /run/gpio.
-    mountpoint: PathBuf,
-
-    /// Run on simulated chips instead of /dev/gpiochip*: LABEL:NLINES,
-    /// comma-separated. Example: --sim demo:32,aux:8
-    #[arg(long, value_name = "LABEL:NLINES", value_delimiter = ',')]
-    sim: Vec<SimChipSpec>,
-
-    /// Wire simulated output A to input B (global numbers), for loopback
-    /// tests. Repeatable. Example: --sim-wire 512:513
-    #[arg(long, value_name = "A:B", value_parser = parse_wire, requires = "sim")]
-    sim_wire: Vec<(u32, u32)>,
-
-    /// Pin the base of the chip labelled LABEL. Repeatable. Example:
-    /// --base pinctrl-bcm2711=0 gives old Raspberry Pi programs their
-    /// pre-6.6 numbers back.
-    #[arg(long, value_name = "LABEL=N", value_parser = parse_base)]
-    base: Vec<(String, u32)>,
-
-    /// Let users other than the one who mounted use the tree (FUSE's
-    /// allow_other; access is still checked against owners and modes).
-    #[arg(long)]
-    allow_other: bool,
-
-    /// Give new nodes this group (name or number), with the owner's rights,
-    /// as Raspberry Pi OS's udev rule does for /sys/class/gpio. Example:
-    /// --group gpio
-    #[arg(long, value_name = "GROUP", value_parser = parse_group)]
-    group: Option<u32>,
-
-    /// Unmount automatically if gpiofs dies, even by SIGKILL (needs
-    /// fusermount3; root may then use the tree too, as FUSE requires).
-    #[arg(long)]
-    auto_unmount: bool,
-
-    /// The consumer label the kernel shows for lines gpiofs holds (in
-    /// gpioinfo). Example: --consumer door-sensor
-    #[arg(long, value_name = "NAME", default_value = "gpiofs")]
-    consumer: String,
-
-    /// Make a read of `value` at offset 0 that is not the file's first read
-    /// wait for the next counted edge (O_NONBLOCK: EAGAIN). Off by default
-    /// because sysfs never blocks.
-    #[arg(long)]
-    blocking_value: bool,
-
-    /// More log output (-v: debug, -vv: trace).
-    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
-    verbose: u8,
-
-    /// Only log errors.
-    #[arg(short, long)]
-    quiet: bool,
-}
-
-const EXAMPLES: &str = "Examples:
-  gpiofs --sim demo:32 /tmp/gpio          simulated 32-line chip at /tmp/gpio
-  gpiofs --group gpio --allow-other /run/gpio
-  echo 529 > /tmp/gpio/export; cat /tmp/gpio/gpio529/value";
-
-fn parse_wire(s: &str) -> Result<(u32, u32), String> {
-    let (a, b) = s.split_once(':').ok_or("expected A:B")?;
-    let number = |n: &str| {
-        n.parse::<u32>()
-            .map_err(|_| format!("'{n}' is not a GPIO number"))
-    };
-    Ok((number(a)?, number(b)?))
-}
-
-fn parse_base(s: &str) -> Result<(String, u32), String> {
-    let (label, n) = s.split_once('=').ok_or("expected LABEL=N")?;
-    let base = n.parse().map_err(|_| format!("'{n}' is not a base"))?;
-    Ok((label.to_string(), base))
-}
-
-fn parse_group(s: &str) -> Result<u32, String> {
-    if let Ok(gid) = s.parse() {
-        return Ok(gid);
-    }
-    let name = CString::new(s).map_err(|_| "bad group name".to_string())?;
-    // SAFETY: getgrnam takes a C string and returns a pointer into static
-    // storage, read at once.
-    let group = unsafe { libc::getgrnam(name.as_ptr()) };
-    if group.is_null() {
-        return Err(format!("no group '{s}'"));
-    }
-    // SAFETY: non-null, as checked.
-    Ok(unsafe { (*group).gr_gid })
-}
+use gpiofs::cli::Cli;
+use gpiofs::daemon;
 
 fn init_logging(cli: &Cli) {
     let level = match (cli.quiet, cli.verbose) {
@@ -129,210 +23,22 @@ fn init_logging(cli: &Cli) {
         level,
         config,
         simplelog::TerminalMode::Stderr,
-        simplelog::ColorChoice::Auto,
+        // Colours only for a person: journald and log files get plain text.
+        if std::io::stderr().is_terminal() {
+            simplelog::ColorChoice::Auto
+        } else {
+            simplelog::ColorChoice::Never
+        },
     );
-}
-
-/// Signals the main thread waits for; blocked everywhere so that no other
-/// thread takes them. SIGUSR1 means "the session ended by itself".
-fn block_signals() -> libc::sigset_t {
-    // SAFETY: plain signal-set manipulation on a local set.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGUSR1] {
-            libc::sigaddset(&mut set, signal);
-        }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
-    }
-}
-
-fn wait_for_signal(set: &libc::sigset_t) -> i32 {
-    let mut signal = 0;
-    // SAFETY: sigwait fills `signal` from a valid set.
-    unsafe { libc::sigwait(set, &mut signal) };
-    signal
-}
-
-/// Unmounts; if the mount is busy, retries for a while, then detaches it.
-/// Returns false when it had to detach (the mount lives on, served, until
-/// its last open file closes).
-fn unmount(mountpoint: &Path) -> bool {
-    let Ok(path) = CString::new(mountpoint.as_os_str().as_bytes()) else {
-        return true;
-    };
-    let deadline = Instant::now() + Duration::from_millis(500);
-    loop {
-        // SAFETY: a valid NUL-terminated path.
-        if unsafe { libc::umount2(path.as_ptr(), 0) } == 0 {
-            return true;
-        }
-        let err = std::io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EBUSY) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(50))
-            }
-            Some(libc::EBUSY) => {
-                warn!("{} is busy; detaching it", mountpoint.display());
-                // SAFETY: as above.
-                unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
-                return false;
-            }
-            Some(libc::EINVAL | libc::ENOENT) => return true, // already gone
-            _ => {
-                warn!("unmount {}: {err}", mountpoint.display());
-                return true;
-            }
-        }
-    }
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-}
-
-fn has_gpio_chips() -> bool {
-    std::fs::read_dir("/dev").is_ok_and(|dir| {
-        dir.flatten()
-            .any(|e| e.file_name().as_bytes().starts_with(b"gpiochip"))
-    })
-}
-
-fn run(cli: Cli) -> Result<(), String> {
-    let signals = block_signals();
-
-    let sim = if cli.sim.is_empty() {
-        None
-    } else {
-        Some(Arc::new(SimBackend::new(&cli.sim)?))
-    };
-    let backend: Arc<dyn Backend> = match &sim {
-        Some(sim) => sim.clone(),
-        None if has_gpio_chips() => Arc::new(CdevBackend::new()),
-        None => {
-            return Err("no GPIO chips: /dev has no gpiochip* device. \
-                 To try gpiofs without hardware, use simulated chips, e.g. --sim demo:32"
-                .into());
-        }
-    };
-    let options = Options {
-        consumer: cli.consumer.clone(),
-        bases: cli.base.iter().cloned().collect::<HashMap<_, _>>(),
-    };
-    let mux = Mux::start(backend, options).map_err(|e| e.to_string())?;
-    for (label, _) in &cli.base {
-        if !mux.chips().iter().any(|c| &c.info.label == label) {
-            warn!("--base {label}=...: no chip has that label");
-        }
-    }
-    if let Some(sim) = &sim {
-        for &(from, to) in &cli.sim_wire {
-            let pin = |global: u32| {
-                mux.locate(global)
-                    .map(|(chip, offset)| (chip.info.label.clone(), offset))
-                    .ok_or(format!("--sim-wire: no line {global}"))
-            };
-            let (a, b) = (pin(from)?, pin(to)?);
-            sim.wire((&a.0, a.1), (&b.0, b.1))
-                .map_err(|e| format!("--sim-wire {from}:{to}: {e}"))?;
-        }
-    }
-
-    std::fs::create_dir_all(&cli.mountpoint)
-        .map_err(|e| format!("cannot create {}: {e}", cli.mountpoint.display()))?;
-    let mountpoint = cli
-        .mountpoint
-        .canonicalize()
-        .map_err(|e| format!("{}: {e}", cli.mountpoint.display()))?;
-
-    // SAFETY: geteuid/getegid cannot fail.
-    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-    let fs_options = FsOptions {
-        mountpoint: mountpoint.clone(),
-        uid,
-        gid,
-        group: cli.group,
-        blocking_value: cli.blocking_value,
-    };
-    let (fs, handle) = GpioFs::new(mux, sim, fs_options).map_err(|e| format!("start: {e}"))?;
-
-    let mut mount_options = vec![
-        MountOption::FSName("gpiofs".into()),
-        MountOption::Subtype("gpiofs".into()),
-        MountOption::DefaultPermissions,
-        MountOption::NoSuid,
-        MountOption::NoDev,
-        MountOption::NoExec,
-    ];
-    if cli.auto_unmount {
-        if !on_path("fusermount3") && !on_path("fusermount") {
-            return Err("--auto-unmount needs fusermount3 (Debian package fuse3)".into());
-        }
-        mount_options.push(MountOption::AutoUnmount);
-    }
-    let mut config = Config::default();
-    config.mount_options = mount_options;
-    // fusermount's auto_unmount needs allow_other at the kernel; without
-    // --allow-other, fuser then admits only the owner and root itself.
-    config.acl = match (cli.allow_other, cli.auto_unmount) {
-        (true, _) => SessionACL::All,
-        (false, true) => SessionACL::RootAndOwner,
-        (false, false) => SessionACL::Owner,
-    };
-    // Replies to held reads come from other threads, so workers never
-    // block; one per core (at least two) keeps poll storms moving.
-    config.n_threads = Some(std::thread::available_parallelism().map_or(2, |n| n.get().max(2)));
-    config.clone_fd = true;
-    let session = Session::new(fs, &mountpoint, &config)
-        .map_err(|e| format!("cannot mount at {}: {e}", mountpoint.display()))?;
-    handle.set_notifier(session.notifier());
-    info!("mounted at {}", mountpoint.display());
-
-    let session_thread = std::thread::Builder::new()
-        .name("fuse-session".into())
-        .spawn(move || {
-            if let Err(e) = session.run() {
-                error!("FUSE session: {e}");
-            }
-            // SAFETY: signalling our own process.
-            unsafe { libc::kill(libc::getpid(), libc::SIGUSR1) };
-        })
-        .map_err(|e| e.to_string())?;
-
-    let unmounted = loop {
-        match wait_for_signal(&signals) {
-            libc::SIGUSR1 if !session_thread.is_finished() => continue,
-            libc::SIGUSR1 => {
-                info!("{} was unmounted", mountpoint.display());
-                break true;
-            }
-            signal => {
-                info!("signal {signal}: unmounting {}", mountpoint.display());
-                handle.shutdown();
-                break unmount(&mountpoint);
-            }
-        }
-    };
-    handle.shutdown();
-    // A detached mount is served until its last file closes: do not wait
-    // for that; exiting ends the session.
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while unmounted && !session_thread.is_finished() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    Ok(())
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
-    match run(cli) {
+    match daemon::run(cli.into()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            error!("{message}");
-            eprintln!("gpiofs: {message}");
+        Err(e) => {
+            log::error!("{e}");
             ExitCode::FAILURE
         }
     }

@@ -4,12 +4,51 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use common::*;
 
-const BENCH: &str = env!("CARGO_BIN_EXE_gpiofs-bench");
+/// gpiofs-bench is its own workspace member (contrib/bench/gpiofs-bench),
+/// so cargo does not build it for this package's tests: it must sit next
+/// to the daemon, built from the current sources.
+fn bench_binary() -> PathBuf {
+    let bin = Path::new(env!("CARGO_BIN_EXE_gpiofs")).with_file_name("gpiofs-bench");
+    let hint = "build it with `cargo build --workspace --bins` (same profile as the tests)";
+    let built = mtime(&bin).unwrap_or_else(|e| panic!("{}: {e}; {hint}", bin.display()));
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/bench/gpiofs-bench");
+    let newest =
+        newest_source(&crate_dir.join("src")).max(mtime(&crate_dir.join("Cargo.toml")).unwrap());
+    assert!(
+        built >= newest,
+        "{} is older than its sources in {}; {hint}",
+        bin.display(),
+        crate_dir.display()
+    );
+    bin
+}
+
+fn mtime(path: &Path) -> std::io::Result<SystemTime> {
+    std::fs::metadata(path)?.modified()
+}
+
+/// The latest modification time of the files gpiofs-bench is built from:
+/// those under `dir` but not src/bin (the crate's other binaries).
+fn newest_source(dir: &Path) -> SystemTime {
+    let mut newest = SystemTime::UNIX_EPOCH;
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("directory entry").path();
+        if path.is_dir() {
+            if !path.ends_with("src/bin") {
+                newest = newest.max(newest_source(&path));
+            }
+        } else {
+            newest = newest.max(mtime(&path).expect("mtime"));
+        }
+    }
+    newest
+}
 
 const HEADINGS: [&str; 5] = [
     "== value read/write throughput",
@@ -21,7 +60,7 @@ const HEADINGS: [&str; 5] = [
 
 /// Runs the bench with a time limit; returns (success, stdout, stderr).
 fn run_bench(args: &[&str]) -> (bool, String, String) {
-    let mut child = Command::new(BENCH)
+    let mut child = Command::new(bench_binary())
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

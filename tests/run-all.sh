@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# Runs every test of gpiofs: formatting and lint, unit and FUSE integration
-# tests on the simulator, then the real-kernel suite in a QEMU VM.
-# Installs what it needs (Debian packages, the VM's kernel and modules).
+# Runs every test of gpiofs: formatting and lint; unit, FUSE integration
+# and soak tests on the simulator (daemon, benchmark, gpiofs-mqtt, the
+# fuser patch); the real gpiozero through the pin factory; the real-kernel
+# suite in QEMU VMs (Debian 6.12 and the newest Debian kernel); the Debian
+# package installed and run under systemd in a VM.
+# Installs what it needs (Debian packages, the VMs' kernels and images).
+# Every suite runs even if an earlier one failed; the last line sums them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
 
+# fuse3: fusermount3 for --auto-unmount; mosquitto and openssl: the
+# gpiofs-mqtt tests start a broker on 127.0.0.1 with a TLS certificate.
 need_pkgs=()
-for pkg in fuse3 python3; do
+for pkg in fuse3 python3 python3-venv mosquitto mosquitto-clients openssl; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
 done
 if ((${#need_pkgs[@]})); then
@@ -17,52 +23,72 @@ if ((${#need_pkgs[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy
+mkdir -p target
+
+status=0
+summary=()
+# cargo's "test result:" lines of LOG, summed, as SUITE's counts.
+count_cargo() {
+    local suite=$1 log=$2 counts
+    counts=$(grep -E '^test result:' "$log" | awk '{p+=$4; f+=$6} END {print p+0, f+0}')
+    summary+=("$suite $counts")
+}
+# The last "SUITE: N passed, M failed" line of LOG (none: 1 failure).
+count_line() {
+    local suite=$1 log=$2 counts
+    counts=$(sed -n "s/^$suite: \([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p" "$log" | tail -n 1)
+    summary+=("$suite ${counts:-0 1}")
+}
 
 step "cargo fmt --check"
-cargo fmt --all -- --check
+cargo fmt --all -- --check || status=1
 
 step "cargo clippy"
-cargo clippy --all-targets -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings || status=1
 
-# gpiofs watches held readers' signals through kernel tracepoints where
-# tracefs is mounted, as systemd mounts it; the tests should see that path.
-if [[ -d /sys/kernel/tracing && ! -e /sys/kernel/tracing/events ]]; then
-    mount -t tracefs nodev /sys/kernel/tracing || echo "warning: cannot mount tracefs"
-fi
+step "unit, FUSE integration and soak tests (simulated chips)"
+cargo build --release --workspace --bins
+cargo test --release --workspace --no-fail-fast 2>&1 | tee target/native-tests.log || status=1
+count_cargo native target/native-tests.log
 
-step "unit and FUSE integration tests (simulated chips)"
-cargo build --release --bins
-cargo test --release 2>&1 | tee target/native-tests.log
-native=$(grep -E '^test result:' target/native-tests.log | awk '{p+=$4; f+=$6} END {print p+0, f+0}')
+step "the fuser patch's own test (vendor/fuser)"
+cargo test --release --manifest-path vendor/fuser/Cargo.toml --test interrupt 2>&1 |
+    tee target/fuser-tests.log || status=1
+count_cargo fuser-patch target/fuser-tests.log
 
-step "real-kernel suite in a QEMU VM (gpio-sim)"
-vm_status=0
-tests/vm/run-suite.sh 2>&1 | tee target/vm-tests.log || vm_status=$?
-read -r vm_passed vm_failed < <(sed -n 's/^vm: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' target/vm-tests.log | tail -n 1)
+step "gpiozero through the gpiofs pin factory (tests/gpiozero/run.sh)"
+tests/gpiozero/run.sh 2>&1 | tee target/gpiozero-tests.log || status=1
+count_line gpiozero target/gpiozero-tests.log
 
-# ---- ARM (issue 10): the unit tests under qemu-user, and the real-kernel
-# suite in emulated arm64 (Linux 7.3) and armhf (Linux 6.12) guests, on
+step "real-kernel suite in QEMU VMs (gpio-sim; Debian 6.12 and newest)"
+tests/vm/run-suite.sh 2>&1 | tee target/vm-tests.log || status=1
+count_line vm target/vm-tests.log
+
+step "Debian package (amd64) installed and run under systemd in a VM"
+rm -f target/debian/gpiofs_*_amd64.deb
+{ contrib/deb/build.sh amd64 && tests/vm/systemd/run.sh target/debian/gpiofs_*_amd64.deb; } 2>&1 |
+    tee target/systemd-vm.log || status=1
+count_line systemd target/systemd-vm.log
+
+# ARM (issue 10): the unit tests under qemu-user, and the real-kernel suite
+# in emulated arm64 (Linux 7.3) and armhf (Linux 6.12) guests, on
 # cross-built static binaries (contrib/cross, tests/vm/arm)
-arm_passed=0 arm_failed=0 arm_status=0
 for arch in arm64 armhf; do
     step "unit tests for $arch under qemu-user (contrib/cross/build.sh --test $arch)"
-    rc=0
-    contrib/cross/build.sh --test "$arch" 2>&1 | tee "target/unit-tests-$arch.log" || rc=1 arm_status=1
-    read -r p f < <(grep -E '^test result:' "target/unit-tests-$arch.log" | awk '{p+=$4; f+=$6} END {print p+0, f+0}')
-    ((rc == 0 || f > 0)) || f=1 # a build that failed counts as a failure
-    arm_passed=$((arm_passed + p)) arm_failed=$((arm_failed + f))
+    contrib/cross/build.sh --test "$arch" 2>&1 | tee "target/unit-tests-$arch.log" || status=1
+    count_cargo "native-$arch" "target/unit-tests-$arch.log"
     step "real-kernel suite in an emulated $arch VM (tests/vm/run-suite.sh --arch $arch)"
-    tests/vm/run-suite.sh --arch "$arch" 2>&1 | tee "target/vm-tests-$arch.log" || arm_status=1
-    p='' f=''
-    read -r p f < <(sed -n 's/^vm: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "target/vm-tests-$arch.log" | tail -n 1) || true
-    arm_passed=$((arm_passed + ${p:-0})) arm_failed=$((arm_failed + ${f:-1}))
+    tests/vm/run-suite.sh --arch "$arch" 2>&1 | sed "s/^vm: /vm-$arch: /" | tee "target/vm-tests-$arch.log" || status=1
+    count_line "vm-$arch" "target/vm-tests-$arch.log"
 done
-# ---- end ARM
 
-read -r passed failed <<<"$native"
 echo
-echo "native: $passed passed, $failed failed"
-echo "vm: ${vm_passed:-0} passed, ${vm_failed:-?} failed"
-echo "vm-arm: $arm_passed passed, $arm_failed failed"
-echo "total: $((passed + ${vm_passed:-0} + arm_passed)) passed, $((failed + ${vm_failed:-1} + arm_failed)) failed"
-((vm_status == 0 && arm_status == 0))
+total_passed=0 total_failed=0
+for entry in "${summary[@]}"; do
+    read -r suite passed failed <<<"$entry"
+    echo "$suite: $passed passed, $failed failed"
+    total_passed=$((total_passed + passed)) total_failed=$((total_failed + failed))
+done
+((total_failed == 0)) || status=1
+echo "total: $total_passed passed, $total_failed failed"
+exit "$status"

@@ -19,7 +19,7 @@ fn root_lists_export_unexport_chip_and_sim() {
     let Some(m) = mount(DEMO) else { return };
     assert_eq!(
         m.ls("").unwrap(),
-        names(&["export", "gpiochip512", "sim", "unexport"])
+        names(&["chip0", "export", "gpiochip512", "sim", "unexport"])
     );
     assert_mode(&m, "", DIR, 0o755);
 }
@@ -79,7 +79,14 @@ fn exported_gpio_directory_has_every_attribute_with_kernel_modes() {
     assert_mode(&m, "gpio517", DIR, 0o755);
     assert_eq!(
         m.ls("").unwrap(),
-        names(&["export", "gpio517", "gpiochip512", "sim", "unexport"])
+        names(&[
+            "chip0",
+            "export",
+            "gpio517",
+            "gpiochip512",
+            "sim",
+            "unexport"
+        ])
     );
     assert_eq!(
         m.ls("gpio517").unwrap(),
@@ -92,6 +99,7 @@ fn exported_gpio_directory_has_every_attribute_with_kernel_modes() {
             "drive",
             "edge",
             "events",
+            "holders",
             "power",
             "subsystem",
             "uevent",
@@ -111,6 +119,7 @@ fn exported_gpio_directory_has_every_attribute_with_kernel_modes() {
         assert_mode(&m, &format!("gpio517/{f}"), REG, 0o644);
     }
     assert_mode(&m, "gpio517/events", REG, 0o444);
+    assert_mode(&m, "gpio517/holders", REG, 0o444);
     for f in ["device", "power", "subsystem"] {
         let (kind, _) = m.mode(&format!("gpio517/{f}"));
         assert_eq!(kind, DIR, "stat(gpio517/{f}) must be a directory");
@@ -141,7 +150,7 @@ fn gpio_directory_disappears_on_unexport() {
     m.stat("gpio520/value").want_err(libc::ENOENT);
     assert_eq!(
         m.ls("").unwrap(),
-        names(&["export", "gpiochip512", "sim", "unexport"])
+        names(&["chip0", "export", "gpiochip512", "sim", "unexport"])
     );
     // And it can come back.
     m.put("export", "520");
@@ -208,7 +217,15 @@ fn two_chips_get_first_fit_bases_from_512() {
     };
     assert_eq!(
         m.ls("").unwrap(),
-        names(&["export", "gpiochip512", "gpiochip520", "sim", "unexport"])
+        names(&[
+            "chip0",
+            "chip1",
+            "export",
+            "gpiochip512",
+            "gpiochip520",
+            "sim",
+            "unexport"
+        ])
     );
     assert_eq!(m.get("gpiochip512/label"), "a\n");
     assert_eq!(m.get("gpiochip512/ngpio"), "8\n");
@@ -234,7 +251,15 @@ fn base_option_pins_a_chip() {
     };
     assert_eq!(
         m.ls("").unwrap(),
-        names(&["export", "gpiochip100", "gpiochip512", "sim", "unexport"])
+        names(&[
+            "chip0",
+            "chip1",
+            "export",
+            "gpiochip100",
+            "gpiochip512",
+            "sim",
+            "unexport"
+        ])
     );
     assert_eq!(m.get("gpiochip100/base"), "100\n");
     assert_eq!(m.get("gpiochip100/label"), "b\n");
@@ -253,7 +278,15 @@ fn base_option_zero_gives_old_numbers_and_others_stay_first_fit() {
     };
     assert_eq!(
         m.ls("").unwrap(),
-        names(&["export", "gpiochip0", "gpiochip512", "sim", "unexport"])
+        names(&[
+            "chip0",
+            "chip1",
+            "export",
+            "gpiochip0",
+            "gpiochip512",
+            "sim",
+            "unexport"
+        ])
     );
     assert_eq!(m.get("gpiochip0/base"), "0\n");
     assert_eq!(m.get("gpiochip0/label"), "a\n");

@@ -1,7 +1,13 @@
 # shellcheck shell=bash
-# contrib/bench/common.sh: what run-vm.sh and run-native.sh share. Sourced.
+# contrib/bench/common.sh: what the scripts in contrib/bench share. Sourced.
 
 log() { echo "bench: $*" >&2; }
+# usage: prints the running script's comment from "# usage:" up to
+# "# Environment:" and exits 2.
+usage() {
+	sed -n '/^# usage:/,/^# Environment:/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
+	exit 2
+}
 die() {
 	echo "bench: ERROR: $*" >&2
 	exit 1

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # contrib/bench/run-native.sh: the native benchmark of gpiofs, in one
 # command, on this machine's kernel with no GPIO hardware: builds
-# everything, then measures with src/bin/gpiofs-bench.rs
-#   floor    a minimal fuser file (contrib/bench/fuse_floor.rs), the FUSE floor
+# everything, then measures with gpiofs-bench (contrib/bench/gpiofs-bench)
+#   floor    a minimal fuser file (fuse_floor, same crate), the FUSE floor
 #            for reads, writes and wake-ups (fuse_floor --trigger: a write to
 #            its trigger file is an edge on its value file)
 #   gpiofs   target/release/gpiofs --sim bench:8 (the simulator backend; the
@@ -24,10 +24,6 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 # shellcheck source=contrib/bench/common.sh
 . "$HERE/common.sh"
-usage() {
-	sed -n '/^# usage:/,/^# Environment:/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
-	exit 2
-}
 
 OUT=
 QUICK=
@@ -45,8 +41,7 @@ OUT=$(results_dir native "$OUT")
 [[ -c /dev/fuse ]] || die "no /dev/fuse: FUSE is needed"
 
 log "cargo build --release (gpiofs, gpiofs-bench, fuse_floor)"
-cargo build --release --bins -q || die "cargo build failed"
-cargo build --release --example fuse_floor -q || die "cargo build --example fuse_floor failed"
+cargo build --release --workspace --bins -q || die "cargo build failed"
 if awk '{ exit !($1 >= 0.5) }' /proc/loadavg; then
 	log "warning: the machine is busy (load $(cut -d' ' -f1 /proc/loadavg)): numbers will be noisy"
 fi
@@ -108,7 +103,7 @@ TEE=$!
 echo "# native: kernel $(uname -r), $(nproc) CPUs; edges per row $EDGES; throughput ${SECS} s"
 
 mkdir -p "$WORK/floor"
-"$REPO/target/release/examples/fuse_floor" "$WORK/floor" --trigger >"$OUT/floor.log" 2>&1 &
+"$REPO/target/release/fuse_floor" "$WORK/floor" --trigger >"$OUT/floor.log" 2>&1 &
 fpid=$!
 PIDS+=("$fpid")
 if wait_for "$WORK/floor/value" "$fpid" 30; then

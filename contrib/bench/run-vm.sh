@@ -4,12 +4,12 @@
 # then boots the test VM (tests/vm/run.sh: Linux 6.12, gpio-sim) ONCE and
 # measures, in that one boot and on the same gpio-sim line:
 #   kernel   the kernel's own /sys/class/gpio
-#   floor    a minimal fuser file (contrib/bench/fuse_floor.rs): a constant
+#   floor    a minimal fuser file (fuse_floor, contrib/bench/gpiofs-bench): a constant
 #            `value` whose poll is woken by the line's edges (--edges), the
 #            least a FUSE file costs for reads, writes and wake-ups
 #   gpiofs   target/release/gpiofs on the GPIO character device
 #   proxy    gpiod-sysfs-proxy 1.0.2 (PyPI), the peer implementation
-# with src/bin/gpiofs-bench.rs, and writes into the results directory:
+# with gpiofs-bench (contrib/bench/gpiofs-bench), and writes into the results directory:
 #   <name>.json / <name>.txt   each run's results and printed tables
 #   <name>.log                 the daemon's log
 #   wakeup.svg                 last-wake latency against pollers, all four
@@ -324,7 +324,7 @@ guest() {
 		mkdir -p "$fmnt"
 		# edges of the input line itself (released when the floor exits,
 		# before gpiofs requests it)
-		"$bin/examples/fuse_floor" "$fmnt" --edges "/dev/$chip:0" >"$out/floor.log" 2>&1 &
+		"$bin/fuse_floor" "$fmnt" --edges "/dev/$chip:0" >"$out/floor.log" 2>&1 &
 		fpid=$!
 		if wait_for "$fmnt/value" "$fpid" 60; then
 			run_bench floor --value-file "$fmnt/value" --trigger "$trigger" "${common[@]}"
@@ -410,7 +410,7 @@ arm64)
 	OUT=$(results_dir vm-arm64 "$OUT")
 	export GPIOFS_VM_ARCH=arm64 GPIOFS_BENCH_ONLY=${GPIOFS_BENCH_ONLY:-kernel floor gpiofs}
 	log "contrib/cross/build.sh arm64 (gpiofs, gpiofs-bench, fuse_floor)"
-	GPIOFS_BENCH_BIN_DIR=$(contrib/cross/build.sh arm64 --bins --example fuse_floor) ||
+	GPIOFS_BENCH_BIN_DIR=$(contrib/cross/build.sh arm64 --workspace --bins) ||
 		die "the arm64 cross build failed"
 	export GPIOFS_BENCH_BIN_DIR
 	;;
@@ -452,8 +452,7 @@ fi
 ln -sfn bin/udevadm "$UDEV/systemd-udevd"
 
 log "cargo build --release (gpiofs, gpiofs-bench, fuse_floor)"
-cargo build --release --bins -q || die "cargo build failed"
-cargo build --release --example fuse_floor -q || die "cargo build --example fuse_floor failed"
+cargo build --release --workspace --bins -q || die "cargo build failed"
 
 if pgrep -f qemu-system >/dev/null || awk '{ exit !($1 >= 0.5) }' /proc/loadavg; then
 	log "warning: the machine is busy (load $(cut -d' ' -f1 /proc/loadavg)$(pgrep -f qemu-system >/dev/null && echo ', another qemu is running')): numbers will be noisy"

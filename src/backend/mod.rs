@@ -166,12 +166,12 @@ impl std::error::Error for BackendError {}
 
 pub type Result<T> = std::result::Result<T, BackendError>;
 
-/// Where a backend delivers its events: called directly on the thread that
-/// saw the event (the character device's event thread; for the simulator,
-/// the thread whose change made the edge), so an edge reaches pollers
-/// without a thread hand-off. Backends call it with none of their own
-/// locks held, so it may call back into them. Returns false once nobody
-/// listens any more.
+/// Where a backend delivers its events: always on a thread of the
+/// backend's own (the character device's event thread, the simulator's
+/// delivery thread), never on the thread of a caller of the backend, and
+/// with none of the backend's locks held. So the receiver may take its own
+/// locks and call back into the backend, whatever its callers hold.
+/// Returns false once nobody listens any more.
 pub type EventSink = Arc<dyn Fn(BackendEvent) -> bool + Send + Sync>;
 
 /// A source of GPIO chips.

@@ -4,10 +4,13 @@
 //! by gpiofs or hogged by "another program". Requested outputs drive the
 //! wire; `wire` connects an output to an input for loopback tests. Every
 //! change recomputes all levels and reports edges on inputs that asked for
-//! them, like gpio-sim's interrupt simulator.
+//! them, like gpio-sim's interrupt simulator. Edges are delivered on the
+//! simulator's own thread, as the character device's are on its event
+//! thread: never on the thread whose change made them.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crossbeam_channel::{Receiver, Sender, unbounded};
 
 use super::{
     Backend, BackendError, BackendEvent, Bias, ChipInfo, Direction, Drive, Edge, EdgeKind,
@@ -54,23 +57,17 @@ pub struct SimBackend {
 /// What requests share with their backend.
 struct Inner {
     state: Mutex<State>,
-    events: OnceLock<EventSink>,
-    outbox: Mutex<Outbox>,
+    /// Edges, queued under the state lock so in the order they happened,
+    /// for the delivery thread.
+    edges: Sender<BackendEvent>,
+    /// The delivery thread's end of `edges`, until `start` takes it.
+    undelivered: Mutex<Option<Receiver<BackendEvent>>>,
 }
 
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Inner").field("state", &self.state).finish()
     }
-}
-
-/// Edges made but not delivered yet. They are queued under the state lock,
-/// so in the order they happened, and delivered with no lock held by one
-/// thread at a time, so in that order too.
-#[derive(Default)]
-struct Outbox {
-    edges: VecDeque<BackendEvent>,
-    delivering: bool,
 }
 
 /// A `--sim` chip specification.
@@ -90,9 +87,13 @@ impl std::str::FromStr for SimChipSpec {
         let num_lines: u32 = n
             .parse()
             .map_err(|_| format!("'{n}' is not a line count"))?;
-        if label.is_empty() || label.contains('/') || !(1..=4096).contains(&num_lines) {
+        // The label names a directory of the control tree (sim/<LABEL>).
+        let usable = !matches!(label, "" | "." | "..")
+            && !label.contains('/')
+            && !label.chars().any(char::is_control);
+        if !usable || !(1..=4096).contains(&num_lines) {
             return Err(format!(
-                "'{s}': need a label without '/' and 1 to 4096 lines"
+                "'{s}': need a label that can name a directory (not empty, '.' or '..', no '/' or control characters) and 1 to 4096 lines"
             ));
         }
         Ok(Self {
@@ -103,13 +104,9 @@ impl std::str::FromStr for SimChipSpec {
 }
 
 fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    use nix::time::{ClockId, clock_gettime};
+    let ts = clock_gettime(ClockId::CLOCK_MONOTONIC).expect("CLOCK_MONOTONIC exists");
+    ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
 }
 
 impl SimBackend {
@@ -138,6 +135,7 @@ impl SimBackend {
                 .collect();
             chips.push((info, lines));
         }
+        let (edges, undelivered) = unbounded();
         Ok(Self {
             inner: Arc::new(Inner {
                 state: Mutex::new(State {
@@ -145,8 +143,8 @@ impl SimBackend {
                     wires: Vec::new(),
                     next_request_id: 1,
                 }),
-                events: OnceLock::new(),
-                outbox: Mutex::default(),
+                edges,
+                undelivered: Mutex::new(Some(undelivered)),
             }),
         })
     }
@@ -173,7 +171,7 @@ impl SimBackend {
             return Err("a wire must join two lines, and an input takes one wire".into());
         }
         state.wires.push((from, to));
-        self.inner.settle_and_deliver(state);
+        self.inner.settle(&mut state);
         Ok(())
     }
 
@@ -189,7 +187,7 @@ impl SimBackend {
             .pin_by_label(label, offset)
             .map_err(|_| BackendError::new(libc::ENODEV, "no such simulated line"))?;
         let result = f(&mut state.chips[c].1[o as usize])?;
-        self.inner.settle_and_deliver(state);
+        self.inner.settle(&mut state);
         Ok(result)
     }
 
@@ -231,43 +229,8 @@ impl Inner {
         lock(&self.state)
     }
 
-    /// Delivers queued edges, unless another thread already is (it takes
-    /// ours too). The sink may change the simulator again: its edges join
-    /// the queue.
-    fn deliver(&self) {
-        let Some(sink) = self.events.get() else {
-            return;
-        };
-        {
-            let mut outbox = lock(&self.outbox);
-            if outbox.delivering {
-                return;
-            }
-            outbox.delivering = true;
-        }
-        loop {
-            let next = {
-                let mut outbox = lock(&self.outbox);
-                let next = outbox.edges.pop_front();
-                outbox.delivering = next.is_some();
-                next
-            };
-            let Some(event) = next else {
-                return;
-            };
-            sink(event);
-        }
-    }
-
-    /// Settles, then releases the state and delivers the edges.
-    fn settle_and_deliver(&self, mut state: MutexGuard<'_, State>) {
-        self.settle(&mut state);
-        drop(state);
-        self.deliver();
-    }
-
     /// Recomputes every level and queues the edges that inputs asked for;
-    /// [`Inner::deliver`] sends them once the state lock is released.
+    /// for the delivery thread.
     fn settle(&self, state: &mut State) {
         let levels: Vec<Vec<bool>> = (0..state.chips.len())
             .map(|c| {
@@ -299,7 +262,7 @@ impl Inner {
                     continue;
                 }
                 held.seqno += 1;
-                lock(&self.outbox).edges.push_back(BackendEvent::Edges {
+                let _ = self.edges.send(BackendEvent::Edges {
                     chip: info.name.clone(),
                     offset: o as u32,
                     edges: vec![Edge {
@@ -327,7 +290,7 @@ impl Inner {
     ) -> Result<()> {
         let mut state = self.lock();
         f(state.requested_line(pin, id)?)?;
-        self.settle_and_deliver(state);
+        self.settle(&mut state);
         Ok(())
     }
 }
@@ -407,10 +370,21 @@ fn apply_config(line: &mut SimLine, held: &mut Held, config: &LineConfig) {
 
 impl Backend for SimBackend {
     fn start(&self, events: EventSink) -> Result<Vec<ChipInfo>> {
-        self.inner
-            .events
-            .set(events)
-            .map_err(|_| BackendError::new(libc::EBUSY, "simulator already started"))?;
+        let undelivered = lock(&self.inner.undelivered)
+            .take()
+            .ok_or_else(|| BackendError::new(libc::EBUSY, "simulator already started"))?;
+        // Ends when the simulator and its requests are gone, or nobody
+        // listens any more.
+        std::thread::Builder::new()
+            .name("sim-edges".into())
+            .spawn(move || {
+                for event in undelivered {
+                    if !events(event) {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| BackendError::new(libc::EAGAIN, format!("edge thread: {e}")))?;
         Ok(self.lock().chips.iter().map(|(i, _)| i.clone()).collect())
     }
 
@@ -452,10 +426,6 @@ impl Backend for SimBackend {
         };
         apply_config(line, &mut held, config);
         line.request = Some(held);
-        // Not delivered here: the caller may hold locks its listener needs
-        // (the multiplexer's registry). A new request changes levels only if
-        // its config drives or pulls, and then its edges go out with the
-        // next change.
         self.inner.settle(&mut state);
         drop(state);
         Ok(Box::new(SimRequest {
@@ -518,7 +488,7 @@ impl Drop for SimRequest {
         let line = &mut state.chips[self.pin.0].1[self.pin.1 as usize];
         if line.request.as_ref().map(|h| h.id) == Some(self.id) {
             line.request = None;
-            self.inner.settle_and_deliver(state);
+            self.inner.settle(&mut state);
         }
     }
 }

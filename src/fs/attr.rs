@@ -27,6 +27,14 @@ pub(super) fn kstrtol(buf: &[u8]) -> Result<i64, i32> {
     }
 }
 
+/// `kstrtouint(buf, 0, &v)`: like kstrtol without the minus sign (one
+/// leading `+` is allowed); past u32 is ERANGE.
+pub(super) fn kstrtouint(buf: &[u8]) -> Result<u32, i32> {
+    let s = as_c_string(buf);
+    let value = kstrtoull(s.strip_prefix(b"+").unwrap_or(s))?;
+    u32::try_from(value).map_err(|_| libc::ERANGE)
+}
+
 fn kstrtoull(s: &[u8]) -> Result<u64, i32> {
     let (radix, digits) = match s {
         [b'0', x, d, ..] if x.eq_ignore_ascii_case(&b'x') && d.is_ascii_hexdigit() => (16, &s[2..]),
@@ -186,6 +194,33 @@ mod tests {
             (b"-9223372036854775809", Err(libc::ERANGE)),
         ] {
             assert_eq!(kstrtol(input), want, "{:?}", String::from_utf8_lossy(input));
+        }
+    }
+
+    #[test]
+    fn kstrtouint_matches_the_kernel() {
+        for (input, want) in [
+            (&b"3"[..], Ok(3)),
+            (b"3\n", Ok(3)),
+            (b"+3", Ok(3)),
+            (b"0x1f", Ok(31)),
+            (b"010", Ok(8)),
+            (b"4294967295", Ok(u32::MAX)),
+            (b"4294967296", Err(libc::ERANGE)),
+            (b"99999999999999999999", Err(libc::ERANGE)),
+            (b"-1", Err(libc::EINVAL)),
+            (b"-0", Err(libc::EINVAL)),
+            (b"++3", Err(libc::EINVAL)),
+            (b"", Err(libc::EINVAL)),
+            (b"3 ", Err(libc::EINVAL)),
+            (b"led", Err(libc::EINVAL)),
+        ] {
+            assert_eq!(
+                kstrtouint(input),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 

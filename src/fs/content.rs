@@ -2,9 +2,11 @@
 //! show/store operations, with the kernel's errnos.
 
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
-use super::attr::{self, BIASES, DRIVES, EDGES, keyword, kstrtol, name_of};
+use super::attr::{self, BIASES, DRIVES, EDGES, keyword, kstrtol, kstrtouint, name_of};
+use super::files::OpenFiles;
+use super::holders;
 use super::node::{ChipEntry, GpioEntry, Node, SimEntry};
 use crate::backend::sim::SimBackend;
 use crate::mux::{Line, Mux, OutputLevel};
@@ -13,6 +15,7 @@ use crate::mux::{Line, Mux, OutputLevel};
 pub(super) struct Attributes<'a> {
     pub(super) mux: &'a Mux,
     pub(super) sim: Option<&'a SimBackend>,
+    pub(super) files: &'a RwLock<OpenFiles>,
 }
 
 type Result<T> = std::result::Result<T, i32>;
@@ -58,7 +61,7 @@ impl Attributes<'_> {
     ) -> Result<()> {
         out.clear();
         let _ = match node {
-            Node::Chip { id, entry } => {
+            Node::Chip { id, entry } | Node::PerChip { id, entry } => {
                 let chip = self.mux.chip(id).ok_or(libc::ENODEV)?;
                 match entry {
                     ChipEntry::Base => writeln!(out, "{}", chip.base),
@@ -67,7 +70,7 @@ impl Attributes<'_> {
                     _ => Ok(()),
                 }
             }
-            Node::Gpio { entry, .. } => {
+            Node::Gpio { global, entry } | Node::PerChipLine { global, entry } => {
                 let line = line_of(line)?;
                 match entry {
                     GpioEntry::Direction => {
@@ -79,6 +82,13 @@ impl Attributes<'_> {
                     GpioEntry::Bias => writeln!(out, "{}", name_of(&BIASES, line.bias())),
                     GpioEntry::Drive => writeln!(out, "{}", name_of(&DRIVES, line.drive())),
                     GpioEntry::DebounceUs => writeln!(out, "{}", line.debounce_us()),
+                    GpioEntry::Holders => {
+                        // /proc is read after the table's lock is let go.
+                        let files = (self.files.read())
+                            .unwrap_or_else(|e| e.into_inner())
+                            .of_line(global);
+                        holders::show(&files, out)
+                    }
                     _ => Ok(()),
                 }
             }
@@ -120,7 +130,25 @@ impl Attributes<'_> {
                 let global = self.line_number(data)?;
                 self.mux.unexport(global).map_err(mux_err)
             }
+            Node::PerChip {
+                id,
+                entry: ChipEntry::Export,
+            } => {
+                let global = self.chip_line(id, data)?;
+                self.mux.export(global).map(drop).map_err(mux_err)
+            }
+            Node::PerChip {
+                id,
+                entry: ChipEntry::Unexport,
+            } => {
+                let global = self.chip_line(id, data)?;
+                self.mux.unexport(global).map_err(mux_err)
+            }
             Node::Chip {
+                entry: ChipEntry::Uevent,
+                ..
+            }
+            | Node::PerChip {
                 entry: ChipEntry::Uevent,
                 ..
             }
@@ -128,7 +156,9 @@ impl Attributes<'_> {
                 entry: GpioEntry::Uevent,
                 ..
             } => attr::check_uevent(data),
-            Node::Gpio { entry, .. } => self.store_line(entry, line_of(line)?, data),
+            Node::Gpio { entry, .. } | Node::PerChipLine { entry, .. } => {
+                self.store_line(entry, line_of(line)?, data)
+            }
             Node::SimLine {
                 chip,
                 offset,
@@ -169,11 +199,12 @@ impl Attributes<'_> {
                 line.set_direction(output).map_err(mux_err)
             }
             GpioEntry::Value => {
-                // The kernel refuses an input before it looks at the text.
+                // Text first, then the direction, as Linux 6.17+ does (6.12
+                // refused an input before it looked at the text).
+                let value = kstrtol(data)?;
                 if !line.is_output() {
                     return Err(libc::EPERM);
                 }
-                let value = kstrtol(data)?;
                 line.set_value(value != 0).map_err(mux_err)
             }
             GpioEntry::Edge => line.set_edge(keyword(data, &EDGES)?).map_err(mux_err),
@@ -186,6 +217,18 @@ impl Attributes<'_> {
             }
             _ => Err(libc::EACCES),
         }
+    }
+
+    /// The global number of the line at a hardware offset of chip `id`,
+    /// for `chip<X>/export` and `unexport`: kstrtouint, and EINVAL past
+    /// the chip's last line (gpio_device_get_desc).
+    fn chip_line(&self, id: u32, data: &[u8]) -> Result<u32> {
+        let offset = kstrtouint(data)?;
+        let chip = self.mux.chip(id).ok_or(libc::ENODEV)?;
+        if offset >= chip.info.num_lines() {
+            return Err(libc::EINVAL);
+        }
+        Ok(chip.base + offset)
     }
 
     /// A global number for export/unexport: a kstrtol number, or the name

@@ -14,6 +14,8 @@ use crate::mux::{Line, StreamEvent, Subscription};
 
 pub(super) struct OpenFile {
     pub(super) node: Node,
+    /// The thread that opened the file (for `holders`).
+    pub(super) opener: u32,
     /// The line of a gpio directory entry, kept so reads skip the registry.
     pub(super) line: Option<Arc<Line>>,
     /// The event count this file has read up to (kernfs's `of->event`).
@@ -28,9 +30,15 @@ pub(super) struct OpenFile {
 }
 
 impl OpenFile {
-    pub(super) fn new(node: Node, line: Option<Arc<Line>>, stream: Option<Subscription>) -> Self {
+    pub(super) fn new(
+        node: Node,
+        opener: u32,
+        line: Option<Arc<Line>>,
+        stream: Option<Subscription>,
+    ) -> Self {
         Self {
             node,
+            opener,
             line,
             seen: AtomicU64::new(0),
             has_read: AtomicBool::new(false),
@@ -39,6 +47,11 @@ impl OpenFile {
             stream,
             pending: Mutex::new(None),
         }
+    }
+
+    /// The inode number this file was opened through.
+    pub(super) fn ino(&self) -> u64 {
+        self.node.ino(self.line.as_ref().map_or(0, |l| l.serial))
     }
 
     pub(super) fn is_value(&self) -> bool {
@@ -155,6 +168,8 @@ impl OpenFile {
 #[derive(Default)]
 pub(super) struct OpenFiles {
     next_fh: u64,
+    /// The most files open at once since memory was last handed back.
+    peak: usize,
     by_fh: HashMap<u64, Arc<OpenFile>>,
     by_line: HashMap<u32, Vec<(u64, Arc<OpenFile>)>>,
 }
@@ -171,7 +186,19 @@ impl OpenFiles {
                 .push((fh, file.clone()));
         }
         self.by_fh.insert(fh, file);
+        self.peak = self.peak.max(self.by_fh.len());
         fh
+    }
+
+    /// True once, when most of a large crowd of open files has closed:
+    /// the moment to hand their memory back.
+    pub(super) fn shrunk(&mut self) -> bool {
+        const CROWD: usize = 256;
+        let shrunk = self.peak >= CROWD && self.by_fh.len() * 4 <= self.peak;
+        if shrunk {
+            self.peak = self.by_fh.len();
+        }
+        shrunk
     }
 
     pub(super) fn get(&self, fh: u64) -> Option<Arc<OpenFile>> {
@@ -191,11 +218,11 @@ impl OpenFiles {
         Some(file)
     }
 
-    /// Whether some open file is of `node`.
-    pub(super) fn is_open(&self, node: Node) -> bool {
-        node.line()
-            .and_then(|global| self.by_line.get(&global))
-            .is_some_and(|list| list.iter().any(|(_, f)| f.node == node))
+    /// The node of an open file with inode number `ino` (whose line may
+    /// be gone: fstat of such a file still works, as in sysfs). Rare
+    /// enough to search.
+    pub(super) fn node_of_ino(&self, ino: u64) -> Option<Node> {
+        self.by_fh.values().find(|f| f.ino() == ino).map(|f| f.node)
     }
 
     /// Open files of one line.

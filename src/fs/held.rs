@@ -1,15 +1,14 @@
 //! Reads the daemon holds until data arrives, in the style of a driver's
 //! wait queue.
 //!
-//! fuser never forwards FUSE_INTERRUPT, and the kernel lets no signal end
-//! a request the daemon holds, so the daemon itself watches the readers:
-//! while reads are held it checks each reader thread's pending signals in
-//! /proc (when: see [`super::signals`]) and answers EINTR when one is due.
+//! A reader that gets a signal while its read is held makes the kernel send
+//! FUSE_INTERRUPT naming the read; the read then ends with EINTR at once
+//! (a fatal signal then ends the process). The reader sleeps
+//! interruptibly all along, as it would in a driver's wait queue.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use fuser::{Errno, ReplyData};
 
@@ -30,56 +29,60 @@ fn answer(reply: ReplyData, outcome: Outcome) {
     }
 }
 
-pub(super) struct HeldRead {
+/// Interrupts of requests not held (yet) are kept this long: the kernel
+/// may send an interrupt before another worker thread has even started on
+/// the read it names.
+const EARLY_INTERRUPT_LIFETIME: Duration = Duration::from_secs(10);
+/// And at most this many, the oldest dropped first.
+const EARLY_INTERRUPTS_MAX: usize = 1024;
+
+struct HeldRead {
     file: Arc<OpenFile>,
     size: u32,
-    /// The reading thread (FUSE reports the caller's thread id).
-    tid: u32,
-    status: Option<File>,
+    /// The FUSE request's unique id, which an interrupt names.
+    unique: u64,
     reply: ReplyData,
 }
 
-impl HeldRead {
-    fn new(file: Arc<OpenFile>, size: u32, tid: u32, reply: ReplyData) -> Self {
-        Self {
-            file,
-            size,
-            tid,
-            status: None,
-            reply,
-        }
-    }
+/// The held reads, and interrupts that came before their read was held.
+#[derive(Default)]
+pub(super) struct HeldReads {
+    reads: Vec<HeldRead>,
+    early_interrupts: VecDeque<(u64, Instant)>,
+}
 
-    fn finish(self, outcome: Outcome) {
-        answer(self.reply, outcome);
-    }
-
-    /// True when the reader has a signal pending that it does not block,
-    /// or is gone.
-    fn interrupted(&mut self) -> bool {
-        if self.status.is_none() {
-            match File::open(format!("/proc/{}/status", self.tid)) {
-                Ok(f) => self.status = Some(f),
-                Err(_) => return true,
+impl HeldReads {
+    /// Takes back an interrupt that came before its read.
+    fn take_early_interrupt(&mut self, unique: u64) -> bool {
+        let now = Instant::now();
+        self.early_interrupts
+            .retain(|&(_, at)| now.duration_since(at) < EARLY_INTERRUPT_LIFETIME);
+        match self.early_interrupts.iter().position(|&(u, _)| u == unique) {
+            Some(i) => {
+                self.early_interrupts.remove(i);
+                true
             }
+            None => false,
         }
-        let mut buf = [0u8; 2048];
-        let Some(Ok(n)) = self.status.as_ref().map(|f| f.read_at(&mut buf, 0)) else {
-            return true;
-        };
-        pending_unblocked(&buf[..n])
+    }
+
+    fn remember_interrupt(&mut self, unique: u64) {
+        if self.early_interrupts.len() == EARLY_INTERRUPTS_MAX {
+            self.early_interrupts.pop_front();
+        }
+        self.early_interrupts.push_back((unique, Instant::now()));
     }
 }
 
 impl Shared {
     /// Answers a read that waits for data: now if there is some (EAGAIN
-    /// under O_NONBLOCK if not), else once a notice or a signal ends it.
+    /// under O_NONBLOCK if not), else once a notice or an interrupt ends it.
     pub(super) fn hold(
         &self,
         file: Arc<OpenFile>,
         size: u32,
         nonblock: bool,
-        tid: u32,
+        unique: u64,
         reply: ReplyData,
     ) {
         // Checked under the queue's lock, so that no notice slips in
@@ -91,18 +94,27 @@ impl Shared {
                 answer(reply, outcome);
             }
             None if nonblock => reply.error(Errno::EAGAIN),
-            None => {
-                held.push(HeldRead::new(file, size, tid, reply));
-                if !self.scanning.swap(true, Ordering::AcqRel) {
-                    if let Some(watch) = &self.signals {
-                        watch.arm(true);
-                    }
-                    drop(held);
-                    // Starts the periodic scan, and catches a signal that
-                    // came before the watch was armed.
-                    let _ = self.tasks.send(Box::new(Shared::scan_held));
-                }
+            None if held.take_early_interrupt(unique) => reply.error(Errno::EINTR),
+            None => held.reads.push(HeldRead {
+                file,
+                size,
+                unique,
+                reply,
+            }),
+        }
+    }
+
+    /// Ends the held read of request `unique` with EINTR, or remembers the
+    /// interrupt for when that read comes.
+    pub(super) fn interrupt(&self, unique: u64) {
+        let mut held = lock(&self.held);
+        match held.reads.iter().position(|read| read.unique == unique) {
+            Some(i) => {
+                let read = held.reads.swap_remove(i);
+                drop(held);
+                answer(read.reply, Outcome::Error(libc::EINTR));
             }
+            None => held.remember_interrupt(unique),
         }
     }
 
@@ -117,19 +129,6 @@ impl Shared {
         });
     }
 
-    /// Answers EINTR to held reads whose reader has a signal due; once no
-    /// read is held, stops scanning.
-    pub(super) fn scan_held(&self) {
-        self.finish_held(|read| read.interrupted().then_some(Outcome::Error(libc::EINTR)));
-        let held = lock(&self.held);
-        if held.is_empty()
-            && self.scanning.swap(false, Ordering::AcqRel)
-            && let Some(watch) = &self.signals
-        {
-            watch.arm(false);
-        }
-    }
-
     /// Answers every held read: with its data if it has some, else with
     /// end of file.
     pub(super) fn finish_all_held(&self) {
@@ -141,54 +140,17 @@ impl Shared {
 
     /// Finishes, and drops from the queue, each held read that `outcome`
     /// has an answer for.
-    fn finish_held(&self, mut outcome: impl FnMut(&mut HeldRead) -> Option<Outcome>) {
+    fn finish_held(&self, mut outcome: impl FnMut(&HeldRead) -> Option<Outcome>) {
         let mut held = lock(&self.held);
         let mut i = 0;
-        while i < held.len() {
-            match outcome(&mut held[i]) {
-                Some(outcome) => held.swap_remove(i).finish(outcome),
+        while i < held.reads.len() {
+            match outcome(&held.reads[i]) {
+                Some(outcome) => {
+                    let read = held.reads.swap_remove(i);
+                    answer(read.reply, outcome);
+                }
                 None => i += 1,
             }
         }
-    }
-}
-
-/// Parses /proc/<tid>/status: any signal pending for the thread or its
-/// process that the thread does not block.
-fn pending_unblocked(status: &[u8]) -> bool {
-    let mask = |key: &str| -> u64 {
-        status
-            .split(|&b| b == b'\n')
-            .find_map(|line| line.strip_prefix(key.as_bytes()))
-            .and_then(|hex| std::str::from_utf8(hex).ok())
-            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-            .unwrap_or(0)
-    };
-    let pending = mask("SigPnd:") | mask("ShdPnd:");
-    // An empty status means the thread has exited.
-    status.is_empty() || pending & !mask("SigBlk:") != 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pending_signals_count_only_when_unblocked() {
-        let status = b"Name:\tcat\nSigQ:\t0/1\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000100\nSigBlk:\t0000000000000000\n";
-        assert!(pending_unblocked(status));
-        let blocked =
-            b"SigPnd:\t0000000000000002\nShdPnd:\t0000000000000000\nSigBlk:\t0000000000000002\n";
-        assert!(!pending_unblocked(blocked));
-        let idle =
-            b"SigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\nSigBlk:\tfffffffe7ffbfeff\n";
-        assert!(!pending_unblocked(idle));
-    }
-
-    #[test]
-    fn this_thread_has_no_pending_signal() {
-        let tid = unsafe { libc::gettid() } as u32;
-        let status = std::fs::read(format!("/proc/{tid}/status")).unwrap();
-        assert!(!pending_unblocked(&status));
     }
 }

@@ -9,8 +9,8 @@
 //! - `stat`: what stat shows of them (and chown, chmod, utimes change);
 //! - `attr`, `content`: the text of each attribute, shown and stored;
 //! - `files`: open files and their poll state;
+//! - `holders`: who has files of a line open;
 //! - `reads`, `held`: how a read is answered, at once or once data comes;
-//! - `signals`: when to look for signals of readers whose reads are held;
 //! - `notify`: multiplexer notices turned into poll wake-ups, finished
 //!   reads and inotify events;
 //! - `ops`: the FUSE operations, on top of all these.
@@ -19,17 +19,18 @@ mod attr;
 mod content;
 mod files;
 mod held;
+mod holders;
 mod node;
 mod notify;
 mod ops;
 mod reads;
-mod signals;
 mod stat;
+mod sys;
 mod tree;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU32};
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::SystemTime;
 
@@ -40,9 +41,43 @@ use crate::backend::sim::SimBackend;
 use crate::mux::{Listener, Mux};
 use content::Attributes;
 use files::OpenFiles;
-use held::HeldRead;
-use signals::SignalWatch;
+use held::HeldReads;
 use stat::Meta;
+
+/// Which of the kernel's two sysfs GPIO interfaces the tree shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Abi {
+    /// `export`, `gpiochip<BASE>/`, `gpio<N>/` (global numbers).
+    Legacy,
+    /// `chip<X>/` with export by offset and `gpio<OFFSET>/` (Linux 6.17+).
+    Chip,
+    /// Both, as a kernel with CONFIG_GPIO_SYSFS_LEGACY shows them.
+    #[default]
+    Both,
+}
+
+impl Abi {
+    pub fn legacy(self) -> bool {
+        self != Abi::Chip
+    }
+
+    pub fn chip(self) -> bool {
+        self != Abi::Legacy
+    }
+}
+
+impl std::str::FromStr for Abi {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "legacy" => Ok(Abi::Legacy),
+            "chip" => Ok(Abi::Chip),
+            "both" => Ok(Abi::Both),
+            _ => Err(format!("'{s}': want legacy, chip or both")),
+        }
+    }
+}
 
 /// What the filesystem is told at start.
 #[derive(Clone, Debug)]
@@ -56,6 +91,8 @@ pub struct FsOptions {
     pub group: Option<u32>,
     /// `--blocking-value`: repeated reads of `value` wait for an event.
     pub blocking_value: bool,
+    /// `--abi`: the legacy tree, the per-chip one, or both.
+    pub abi: Abi,
 }
 
 /// State shared by FUSE workers and the notification threads.
@@ -66,13 +103,7 @@ struct Shared {
     started: SystemTime,
     meta: Mutex<HashMap<u64, Meta>>,
     files: RwLock<OpenFiles>,
-    held: Mutex<Vec<HeldRead>>,
-    /// Whether held readers are being watched for signals (set with the
-    /// first held read, cleared by the scan that finds none; both under
-    /// the `held` lock). The signal watch is armed exactly while it is set.
-    scanning: AtomicBool,
-    /// Wake-ups on signals anywhere, where the kernel allows them.
-    signals: Option<SignalWatch>,
+    held: Mutex<HeldReads>,
     notifier: OnceLock<Notifier>,
     /// Work for the notification thread.
     tasks: Sender<notify::Task>,
@@ -86,6 +117,8 @@ struct Shared {
 /// The FUSE filesystem.
 pub struct GpioFs {
     shared: Arc<Shared>,
+    /// Called when the FUSE session ends (fuser's `destroy`).
+    session_end: Option<Box<dyn FnOnce() + Send + Sync>>,
 }
 
 /// Lets `main` reach the running filesystem after the session owns it.
@@ -108,22 +141,6 @@ impl FsHandle {
     }
 }
 
-fn open_signal_watch() -> Option<SignalWatch> {
-    match SignalWatch::open() {
-        Ok(watch) => {
-            log::debug!("held reads: signals watched through kernel tracepoints");
-            Some(watch)
-        }
-        Err(e) => {
-            log::info!(
-                "held reads: no signal tracepoints ({e}); readers are checked every {} ms",
-                signals::POLLED_SCAN.as_millis()
-            );
-            None
-        }
-    }
-}
-
 impl GpioFs {
     /// Builds the filesystem and starts its notification threads.
     pub fn new(
@@ -140,9 +157,7 @@ impl GpioFs {
             started: SystemTime::now(),
             meta: Mutex::new(HashMap::new()),
             files: RwLock::new(OpenFiles::default()),
-            held: Mutex::new(Vec::new()),
-            scanning: AtomicBool::new(false),
-            signals: open_signal_watch(),
+            held: Mutex::default(),
             notifier: OnceLock::new(),
             tasks,
             touches,
@@ -154,9 +169,19 @@ impl GpioFs {
         Ok((
             GpioFs {
                 shared: shared.clone(),
+                session_end: None,
             },
             FsHandle { shared },
         ))
+    }
+}
+
+impl GpioFs {
+    /// Has `f` called when the FUSE session ends, e.g. by an external
+    /// `umount`.
+    pub fn on_session_end(mut self, f: Box<dyn FnOnce() + Send + Sync>) -> Self {
+        self.session_end = Some(f);
+        self
     }
 }
 
@@ -173,6 +198,7 @@ impl Shared {
         Attributes {
             mux: &self.mux,
             sim: self.sim.as_deref(),
+            files: &self.files,
         }
     }
 }

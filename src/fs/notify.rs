@@ -2,17 +2,18 @@
 //! finished held reads, dropped directory entries, and inotify IN_MODIFY.
 
 use std::collections::BTreeSet;
-use std::ffi::{CString, OsStr};
+use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use crossbeam_channel::{Receiver, Sender, after, bounded, never, select};
+use crossbeam_channel::{Receiver, Sender, bounded};
 use fuser::INodeNo;
 
-use super::node::{GpioEntry, Node};
-use super::{Shared, signals};
+use super::node::{ChipEntry, GpioEntry, Node};
+use super::tree::device_number;
+use super::{Shared, sys};
 use crate::lock;
 use crate::mux::{Listener, Notice};
 
@@ -25,20 +26,13 @@ pub(super) fn spawn(
     touch: Receiver<()>,
 ) -> std::io::Result<()> {
     let toucher = shared.clone();
-    if shared.signals.is_some() {
-        let watcher = shared.clone();
-        thread::Builder::new()
-            .name("fs-signals".into())
-            .spawn(move || watch_signals(&watcher))?;
-    }
     thread::Builder::new()
         .name("fs-notify".into())
         .spawn(move || run_tasks(&shared, &tasks))?;
     thread::Builder::new()
         .name("fs-inotify".into())
         .spawn(move || {
-            // SAFETY: gettid has no preconditions.
-            let tid = unsafe { libc::gettid() } as u32;
+            let tid = nix::unistd::gettid().as_raw() as u32;
             toucher.toucher_tid.store(tid, Ordering::Relaxed);
             run_at_idle_priority();
             touch_values(&toucher.options.mountpoint, &toucher.touches, &touch)
@@ -46,41 +40,10 @@ pub(super) fn spawn(
     Ok(())
 }
 
-/// The notification thread: queued tasks, and while reads are held, a
-/// periodic look at their readers' signals.
+/// The notification thread: queued tasks, in order.
 fn run_tasks(shared: &Shared, tasks: &Receiver<Task>) {
-    let period = match shared.signals {
-        Some(_) => signals::WATCHED_SCAN,
-        None => signals::POLLED_SCAN,
-    };
-    loop {
-        let tick = if shared.scanning.load(Ordering::Acquire) {
-            after(period)
-        } else {
-            never()
-        };
-        select! {
-            recv(tasks) -> task => match task {
-                Ok(task) => task(shared),
-                Err(_) => return,
-            },
-            recv(tick) -> _ => shared.scan_held(),
-        }
-    }
-}
-
-/// Asks for a scan of held readers whenever a signal is sent or a task
-/// exits (the watch is armed only while reads are held).
-fn watch_signals(shared: &Shared) {
-    let Some(watch) = &shared.signals else {
-        return;
-    };
-    loop {
-        watch.wait();
-        if shared.tasks.send(Box::new(Shared::scan_held)).is_err() {
-            return;
-        }
-        thread::sleep(signals::WATCHED_SPACING);
+    for task in tasks {
+        task(shared);
     }
 }
 
@@ -102,13 +65,13 @@ impl Listener for Shared {
             // Queued: it comes from an unexport write, and dropping the
             // directory entry waits for the kernel's directory lock, which
             // a lookup waiting for a FUSE worker may hold.
-            Notice::LineGone { global } => {
+            Notice::LineGone { global, serial } => {
                 let _ = self.tasks.send(Box::new(move |shared| {
                     for file in shared.files().of_line(global) {
                         file.wake_pollers();
                     }
                     shared.complete_held(global);
-                    forget_line(shared, global);
+                    forget_line(shared, global, serial);
                 }));
             }
         }
@@ -116,8 +79,8 @@ impl Listener for Shared {
 }
 
 /// Drops what the kernel and we remember of an unexported line's nodes.
-fn forget_line(shared: &Shared, global: u32) {
-    shared.forget_meta(global);
+fn forget_line(shared: &Shared, global: u32, serial: u64) {
+    shared.forget_meta(serial);
     let Some(notifier) = shared.notifier.get() else {
         return;
     };
@@ -125,14 +88,33 @@ fn forget_line(shared: &Shared, global: u32) {
         global,
         entry: GpioEntry::Dir,
     };
-    let name = format!("gpio{global}");
+    forget_entry(notifier, Node::Root, dir, serial, &format!("gpio{global}"));
+    // and `chip<X>/gpio<OFFSET>`, while its chip is there
+    if let Some((chip, offset)) = shared.mux.locate(global)
+        && device_number(&chip).is_some()
+    {
+        let parent = Node::PerChip {
+            id: chip.id,
+            entry: ChipEntry::Dir,
+        };
+        let dir = Node::PerChipLine {
+            global,
+            entry: GpioEntry::Dir,
+        };
+        forget_entry(notifier, parent, dir, serial, &format!("gpio{offset}"));
+    }
+}
+
+/// Makes the kernel drop the entry `name` of `parent` (a line's directory
+/// of export `serial`); `delete` also tells inotify watchers of the parent.
+fn forget_entry(notifier: &fuser::Notifier, parent: Node, child: Node, serial: u64, name: &str) {
     let name = OsStr::from_bytes(name.as_bytes());
-    // `delete` also tells inotify watchers of the class directory.
+    let parent = INodeNo(parent.ino(0));
     if notifier
-        .delete(INodeNo::ROOT, INodeNo(dir.ino()), name)
+        .delete(parent, INodeNo(child.ino(serial)), name)
         .is_err()
     {
-        let _ = notifier.inval_entry(INodeNo::ROOT, name);
+        let _ = notifier.inval_entry(parent, name);
     }
 }
 
@@ -142,13 +124,8 @@ fn forget_line(shared: &Shared, global: u32) {
 /// IN_MODIFY from a work item after waking pollers. SCHED_IDLE threads
 /// still get a small share of a busy CPU, so the events come, later.
 fn run_at_idle_priority() {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: pid 0 is the calling thread; `param` is valid.
-    if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0 {
-        log::debug!(
-            "inotify helper keeps normal priority: {}",
-            std::io::Error::last_os_error()
-        );
+    if let Err(e) = sys::run_at_idle_priority() {
+        log::debug!("inotify helper keeps normal priority: {e}");
     }
 }
 
@@ -188,15 +165,8 @@ fn touch_values(mountpoint: &std::path::Path, touches: &Touches, woken: &Receive
     while woken.recv().is_ok() {
         for global in touches.take() {
             let path = mountpoint.join(format!("gpio{global}/value"));
-            let Ok(path) = CString::new(path.as_os_str().as_bytes()) else {
-                continue;
-            };
-            // SAFETY: a valid NUL-terminated path.
-            if unsafe { libc::truncate(path.as_ptr(), 0) } != 0 {
-                log::debug!(
-                    "inotify touch of gpio{global}: {}",
-                    std::io::Error::last_os_error()
-                );
+            if let Err(e) = nix::unistd::truncate(&path, 0) {
+                log::debug!("inotify touch of gpio{global}: {e}");
             }
         }
     }

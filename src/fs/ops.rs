@@ -11,13 +11,13 @@ use fuser::{
     Errno, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
     OpenAccMode, OpenFlags, PollEvents, PollFlags, PollNotifier, ReplyAttr, ReplyCreate, ReplyData,
     ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyPoll, ReplyWrite, ReplyXattr, Request,
-    TimeOrNow, WriteFlags,
+    RequestId, TimeOrNow, WriteFlags,
 };
 
-use super::GpioFs;
 use super::attr::PAGE_SIZE;
 use super::files::OpenFile;
-use super::node::{GpioEntry, Node};
+use super::node::{ChipEntry, GpioEntry, Node};
+use super::{GpioFs, sys};
 
 /// How long the kernel may cache entries and attributes.
 const TTL: Duration = Duration::from_secs(1);
@@ -77,7 +77,7 @@ fn is_events(node: Node) -> bool {
 impl GpioFs {
     /// The node of `ino` and its kind, if it exists now.
     fn existing(&self, ino: INodeNo) -> Option<(Node, FileType)> {
-        let node = Node::from_ino(ino.0)?;
+        let node = self.shared.node(ino.0)?;
         Some((node, self.shared.kind(node)?))
     }
 
@@ -87,7 +87,7 @@ impl GpioFs {
 
     /// A new open file of `node`: a gpio entry keeps its line, and an
     /// `events` file subscribes to the line's stream.
-    fn new_open_file(&self, node: Node) -> Result<OpenFile, Errno> {
+    fn new_open_file(&self, node: Node, opener: u32) -> Result<OpenFile, Errno> {
         let line = match node.line() {
             Some(global) => Some(self.shared.mux.line(global).ok_or(Errno::ENOENT)?),
             None => None,
@@ -98,44 +98,48 @@ impl GpioFs {
             }
             _ => None,
         };
-        Ok(OpenFile::new(node, line, stream))
+        Ok(OpenFile::new(node, opener, line, stream))
     }
 }
 
 impl Filesystem for GpioFs {
+    fn destroy(&mut self) {
+        if let Some(session_end) = self.session_end.take() {
+            session_end();
+        }
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let found = Node::from_ino(parent.0).and_then(|parent| {
+        let found = self.shared.node(parent.0).and_then(|parent| {
             let node = self.shared.lookup(parent, name.to_str()?)?;
             Some((entry_ttl(parent, node), self.shared.attr(node)?))
         });
         match found {
-            Some((ttl, attr)) => {
-                // A re-exported line must not meet its old inode, which the
-                // kernel may have marked dead.
-                let generation = Node::from_ino(attr.ino.0)
-                    .and_then(Node::line)
-                    .and_then(|global| self.shared.mux.line(global))
-                    .map_or(0, |line| line.serial);
-                reply.entry(&ttl, &attr, Generation(generation))
-            }
+            // Inode numbers are never reused, so one generation serves.
+            Some((ttl, attr)) => reply.entry(&ttl, &attr, Generation(0)),
             None => reply.error(Errno::ENOENT),
         }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        let Some(node) = Node::from_ino(ino.0) else {
-            return reply.error(Errno::ENOENT);
-        };
-        match self.shared.kind(node) {
-            Some(kind) => reply.attr(&attr_ttl(node), &self.shared.attr_of_kind(node, kind)),
-            // fstat() of a file whose line is gone still works, as in sysfs;
-            // the kernel sends no handle with it, so ask whether the node is
-            // open.
-            None if self.shared.files().is_open(node) => {
-                let attr = self.shared.attr_of_kind(node, FileType::RegularFile);
-                reply.attr(&Duration::ZERO, &attr);
+        let live = self
+            .shared
+            .node(ino.0)
+            .and_then(|node| Some((node, self.shared.kind(node)?)));
+        match live {
+            Some((node, kind)) => {
+                let attr = self.shared.attr_of_kind(node, ino.0, kind);
+                reply.attr(&attr_ttl(node), &attr)
             }
-            None => reply.error(Errno::ENOENT),
+            // fstat() of a file whose line is gone still works, as in sysfs;
+            // the kernel sends no handle with it, so look among open files.
+            None => match self.shared.files().node_of_ino(ino.0) {
+                Some(node) => {
+                    let attr = self.shared.attr_of_kind(node, ino.0, FileType::RegularFile);
+                    reply.attr(&Duration::ZERO, &attr);
+                }
+                None => reply.error(Errno::ENOENT),
+            },
         }
     }
 
@@ -223,11 +227,11 @@ impl Filesystem for GpioFs {
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         // In sysfs, gpiochip<N> and gpio<N> in the class directory are
         // symlinks, so rmdir says ENOTDIR; other directories are EPERM.
-        let is_class_link = Node::from_ino(parent.0) == Some(Node::Root)
+        let is_class_link = self.shared.node(parent.0) == Some(Node::Root)
             && matches!(
                 name.to_str()
                     .and_then(|n| self.shared.lookup(Node::Root, n)),
-                Some(Node::Chip { .. } | Node::Gpio { .. })
+                Some(Node::Chip { .. } | Node::Gpio { .. } | Node::PerChip { .. })
             );
         reply.error(if is_class_link {
             Errno::ENOTDIR
@@ -271,14 +275,14 @@ impl Filesystem for GpioFs {
         reply.error(Errno::EPERM);
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let Some((node, kind)) = self.existing(ino) else {
             return reply.error(Errno::ENOENT);
         };
         if !may_open(node, self.shared.meta(node, kind).mode, flags.acc_mode()) {
             return reply.error(Errno::EACCES);
         }
-        let file = match self.new_open_file(node) {
+        let file = match self.new_open_file(node, req.pid()) {
             Ok(file) => file,
             Err(e) => return reply.error(e),
         };
@@ -306,7 +310,8 @@ impl Filesystem for GpioFs {
         };
         if self.shared.read_blocks(&file, offset) {
             let nonblock = flags.0 & libc::O_NONBLOCK != 0;
-            self.shared.hold(file, size, nonblock, req.pid(), reply);
+            self.shared
+                .hold(file, size, nonblock, req.unique().0, reply);
         } else {
             self.shared
                 .read_text(&file, offset, size, |text| match text {
@@ -314,6 +319,11 @@ impl Filesystem for GpioFs {
                     Err(code) => reply.error(Errno::from_i32(code)),
                 });
         }
+    }
+
+    fn interrupt(&self, _req: &Request, unique: RequestId) -> Result<(), Errno> {
+        self.shared.interrupt(unique.0);
+        Ok(())
     }
 
     fn write(
@@ -342,7 +352,16 @@ impl Filesystem for GpioFs {
             // The kernel may still hold the gone directory's entry: answer
             // once it is dropped, so that the line is gone when unexport
             // returns.
-            Ok(()) if file.node == Node::Unexport => {
+            Ok(())
+                if matches!(
+                    file.node,
+                    Node::Unexport
+                        | Node::PerChip {
+                            entry: ChipEntry::Unexport,
+                            ..
+                        }
+                ) =>
+            {
                 let _ = self
                     .shared
                     .tasks
@@ -378,9 +397,15 @@ impl Filesystem for GpioFs {
         reply: ReplyEmpty,
     ) {
         // The file (and its stream) ends outside the table's lock.
-        let file = self.shared.files_mut().remove(fh.0);
+        let (file, shrunk) = {
+            let mut files = self.shared.files_mut();
+            (files.remove(fh.0), files.shrunk())
+        };
         drop(file);
         reply.ok();
+        if shrunk {
+            sys::release_free_memory();
+        }
     }
 
     fn fsync(
@@ -410,21 +435,33 @@ impl Filesystem for GpioFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let Some(dir) = Node::from_ino(ino.0) else {
+        let Some(dir) = self.shared.node(ino.0) else {
             return reply.error(Errno::ENOENT);
         };
+        // Each entry's offset is the position after it; a later call
+        // resumes after the last entry returned, wherever it now stands.
         let mut entries = vec![
-            (ino.0, FileType::Directory, ".".to_string()),
-            (ino.0, FileType::Directory, "..".to_string()),
+            (1, ino.0, FileType::Directory, ".".to_string()),
+            (2, ino.0, FileType::Directory, "..".to_string()),
         ];
         entries.extend(
             self.shared
                 .children(dir)
                 .into_iter()
-                .filter_map(|(node, name)| Some((node.ino(), self.shared.kind(node)?, name))),
+                .enumerate()
+                .filter_map(|(i, (node, name))| {
+                    let position = 3 + self.shared.position(node, i);
+                    Some((
+                        position,
+                        self.shared.ino(node),
+                        self.shared.kind(node)?,
+                        name,
+                    ))
+                }),
         );
-        for (i, (child, kind, name)) in entries.into_iter().enumerate().skip(offset as usize) {
-            if reply.add(INodeNo(child), (i + 1) as u64, kind, name) {
+        entries.sort_unstable_by_key(|e| e.0);
+        for (position, child, kind, name) in entries.into_iter().filter(|e| e.0 > offset) {
+            if reply.add(INodeNo(child), position, kind, name) {
                 break;
             }
         }

@@ -7,7 +7,7 @@ use fuser::{FileAttr, FileType, INodeNo, TimeOrNow};
 
 use super::Shared;
 use super::attr::PAGE_SIZE;
-use super::node::Node;
+use super::node::{Ino, Node};
 use crate::lock;
 
 /// Owner, mode and times a node has after chown, chmod or utimes (kernfs
@@ -53,7 +53,7 @@ impl Meta {
 impl Shared {
     /// A node's owner, mode and times: as last changed, else as created.
     pub(super) fn meta(&self, node: Node, kind: FileType) -> Meta {
-        if let Some(meta) = lock(&self.meta).get(&node.ino()) {
+        if let Some(meta) = lock(&self.meta).get(&self.ino(node)) {
             return *meta;
         }
         let mut mode = node.default_mode(kind);
@@ -71,21 +71,23 @@ impl Shared {
     }
 
     pub(super) fn set_meta(&self, node: Node, meta: Meta) {
-        lock(&self.meta).insert(node.ino(), meta);
+        lock(&self.meta).insert(self.ino(node), meta);
     }
 
     /// Forgets what chown, chmod and utimes did to an unexported line.
-    pub(super) fn forget_meta(&self, global: u32) {
-        lock(&self.meta).retain(|&ino, _| Node::from_ino(ino).and_then(Node::line) != Some(global));
+    pub(super) fn forget_meta(&self, serial: u64) {
+        lock(&self.meta).retain(|&ino, _| {
+            !matches!(Ino::decode(ino), Some(Ino::LineEntry { serial: s, .. }) if s == serial)
+        });
     }
 
     pub(super) fn attr(&self, node: Node) -> Option<FileAttr> {
-        Some(self.attr_of_kind(node, self.kind(node)?))
+        Some(self.attr_of_kind(node, self.ino(node), self.kind(node)?))
     }
 
     /// Attributes of a node of a known kind, present or not (an open file
     /// stays stat-able after its line is gone, as in sysfs).
-    pub(super) fn attr_of_kind(&self, node: Node, kind: FileType) -> FileAttr {
+    pub(super) fn attr_of_kind(&self, node: Node, ino: u64, kind: FileType) -> FileAttr {
         let meta = self.meta(node, kind);
         let size = match kind {
             FileType::RegularFile => PAGE_SIZE as u64,
@@ -93,7 +95,7 @@ impl Shared {
             _ => 0,
         };
         FileAttr {
-            ino: INodeNo(node.ino()),
+            ino: INodeNo(ino),
             size,
             blocks: 0,
             atime: meta.atime,

@@ -5,20 +5,64 @@ use fuser::FileType;
 
 use super::Shared;
 use super::node::{
-    self, CHIP_ENTRIES, ChipEntry, GPIO_ENTRIES, GpioEntry, Node, SIM_ENTRIES, SimEntry,
+    self, CHIP_ENTRIES, ChipEntry, GPIO_ENTRIES, GpioEntry, Ino, Node, PER_CHIP_ENTRIES,
+    PER_CHIP_LINE_ENTRIES, SIM_ENTRIES, SimEntry,
 };
+use crate::mux::Chip;
+
+/// X of a chip's `chip<X>` directory: the number of its /dev/gpiochipX
+/// (the kernel's GPIO device id).
+pub(super) fn device_number(chip: &Chip) -> Option<u32> {
+    numbered(&chip.info.name, "gpiochip")
+}
 
 impl Shared {
+    /// A node's inode number now (a line's entries: by its current export).
+    pub(super) fn ino(&self, node: Node) -> u64 {
+        let serial = node
+            .line()
+            .and_then(|global| self.mux.line(global))
+            .map_or(0, |line| line.serial);
+        node.ino(serial)
+    }
+
+    /// The node an inode number names, if its line (if any) is exported
+    /// under that number still; whether the node exists is for `kind`.
+    pub(super) fn node(&self, ino: u64) -> Option<Node> {
+        match Ino::decode(ino)? {
+            Ino::Node(node) => Some(node),
+            Ino::LineEntry {
+                serial,
+                entry,
+                per_chip,
+            } => {
+                let global = self.mux.line_by_serial(serial)?.global;
+                Some(match per_chip {
+                    false => Node::Gpio { global, entry },
+                    true => Node::PerChipLine { global, entry },
+                })
+            }
+        }
+    }
+
     /// The file type of a node that exists now, or `None`.
     pub(super) fn kind(&self, node: Node) -> Option<FileType> {
+        let abi = self.options.abi;
         let device_is_link = match node {
-            Node::Root | Node::Export | Node::Unexport => false,
+            Node::Root => false,
+            Node::Export | Node::Unexport => abi.legacy().then_some(false)?,
             Node::Sim => {
                 self.sim.as_ref()?;
                 false
             }
-            Node::Chip { id, entry } => {
+            Node::Chip { id, entry } | Node::PerChip { id, entry } => {
+                let per_chip = matches!(node, Node::PerChip { .. });
                 let chip = self.mux.chip(id)?;
+                if !(if per_chip { abi.chip() } else { abi.legacy() })
+                    || (per_chip && device_number(&chip).is_none())
+                {
+                    return None;
+                }
                 let is_link = chip.info.device_path.is_some();
                 if entry == ChipEntry::DeviceChip && is_link {
                     return None;
@@ -26,7 +70,14 @@ impl Shared {
                 is_link
             }
             Node::Gpio { global, .. } => {
+                abi.legacy().then_some(())?;
                 self.mux.line(global)?;
+                false
+            }
+            Node::PerChipLine { global, .. } => {
+                abi.chip().then_some(())?;
+                self.mux.line(global)?;
+                device_number(&self.mux.locate(global)?.0)?;
                 false
             }
             Node::SimChip { chip } => {
@@ -51,6 +102,10 @@ impl Shared {
             Node::Chip {
                 id,
                 entry: ChipEntry::Device,
+            }
+            | Node::PerChip {
+                id,
+                entry: ChipEntry::Device,
             } => {
                 let chip = self.mux.chip(id)?;
                 chip.info
@@ -72,6 +127,10 @@ impl Shared {
                 entry: ChipEntry::Subsystem,
                 ..
             }
+            | Node::PerChip {
+                entry: ChipEntry::Subsystem,
+                ..
+            }
             | Node::Gpio {
                 entry: GpioEntry::Subsystem,
                 ..
@@ -84,16 +143,24 @@ impl Shared {
     pub(super) fn children(&self, dir: Node) -> Vec<(Node, String)> {
         match dir {
             Node::Root => {
+                let chips = self.mux.chips();
                 let mut list = vec![
                     (Node::Export, "export".to_string()),
                     (Node::Unexport, "unexport".to_string()),
                 ];
-                list.extend(self.mux.chips().iter().map(|c| {
+                list.extend(chips.iter().map(|c| {
                     let node = Node::Chip {
                         id: c.id,
                         entry: ChipEntry::Dir,
                     };
                     (node, format!("gpiochip{}", c.base))
+                }));
+                list.extend(chips.iter().filter_map(|c| {
+                    let node = Node::PerChip {
+                        id: c.id,
+                        entry: ChipEntry::Dir,
+                    };
+                    Some((node, format!("chip{}", device_number(c)?)))
                 }));
                 list.extend(self.mux.exported().into_iter().map(|global| {
                     let node = Node::Gpio {
@@ -111,20 +178,55 @@ impl Shared {
                 id,
                 entry: ChipEntry::Dir,
             } => entries(&CHIP_ENTRIES, |entry| Node::Chip { id, entry }),
+            Node::PerChip {
+                id,
+                entry: ChipEntry::Dir,
+            } => {
+                let mut list = entries(&PER_CHIP_ENTRIES, |entry| Node::PerChip { id, entry });
+                if let Some(chip) = self.mux.chip(id) {
+                    let exported = self.mux.exported().into_iter();
+                    list.extend(exported.filter_map(|global| {
+                        let offset = global.checked_sub(chip.base)?;
+                        let node = Node::PerChipLine {
+                            global,
+                            entry: GpioEntry::Dir,
+                        };
+                        (offset < chip.info.num_lines()).then(|| (node, format!("gpio{offset}")))
+                    }));
+                }
+                list
+            }
             Node::Chip {
+                id,
+                entry: ChipEntry::Device,
+            }
+            | Node::PerChip {
                 id,
                 entry: ChipEntry::Device,
             } => self
                 .mux
                 .chip(id)
                 .map(|chip| {
-                    let node = Node::Chip {
-                        id,
-                        entry: ChipEntry::DeviceChip,
+                    let node = match dir {
+                        Node::Chip { .. } => Node::Chip {
+                            id,
+                            entry: ChipEntry::DeviceChip,
+                        },
+                        _ => Node::PerChip {
+                            id,
+                            entry: ChipEntry::DeviceChip,
+                        },
                     };
                     vec![(node, chip.info.name.to_string())]
                 })
                 .unwrap_or_default(),
+            Node::PerChipLine {
+                global,
+                entry: GpioEntry::Dir,
+            } => entries(&PER_CHIP_LINE_ENTRIES, |entry| Node::PerChipLine {
+                global,
+                entry,
+            }),
             Node::Gpio {
                 global,
                 entry: GpioEntry::Dir,
@@ -163,6 +265,38 @@ impl Shared {
         }
     }
 
+    /// Where a child stands in its directory's listing, given its index in
+    /// `children`. Entries that come and go with export and hot-plug get a
+    /// position derived from what they are (kind, then number), so that a
+    /// listing read in several calls shows every entry present all along
+    /// exactly once; fixed entries keep their index.
+    pub(super) fn position(&self, child: Node, index: usize) -> u64 {
+        const CLASS: u32 = 32;
+        match child {
+            Node::Chip {
+                id,
+                entry: ChipEntry::Dir,
+            } => 1 << CLASS | self.mux.chip(id).map_or(0, |c| u64::from(c.base)),
+            Node::PerChip {
+                id,
+                entry: ChipEntry::Dir,
+            } => {
+                let number = self.mux.chip(id).and_then(|c| device_number(&c));
+                2 << CLASS | u64::from(number.unwrap_or(0))
+            }
+            Node::Gpio {
+                global,
+                entry: GpioEntry::Dir,
+            }
+            | Node::PerChipLine {
+                global,
+                entry: GpioEntry::Dir,
+            } => 3 << CLASS | u64::from(global),
+            Node::Sim => 4 << CLASS,
+            _ => index as u64,
+        }
+    }
+
     /// The child called `name`, if the name is canonical; whether it
     /// exists now is for `kind` to say.
     pub(super) fn lookup(&self, parent: Node, name: &str) -> Option<Node> {
@@ -175,6 +309,15 @@ impl Shared {
                     if let Some(base) = numbered(name, "gpiochip") {
                         let chip = self.mux.chips().into_iter().find(|c| c.base == base)?;
                         Node::Chip {
+                            id: chip.id,
+                            entry: ChipEntry::Dir,
+                        }
+                    } else if let Some(number) = numbered(name, "chip") {
+                        let chips = self.mux.chips().into_iter();
+                        let chip = chips
+                            .into_iter()
+                            .find(|c| device_number(c) == Some(number))?;
+                        Node::PerChip {
                             id: chip.id,
                             entry: ChipEntry::Dir,
                         }
@@ -193,6 +336,20 @@ impl Shared {
                 id,
                 entry: node::entry_named(&CHIP_ENTRIES, name)?,
             },
+            Node::PerChip {
+                id,
+                entry: ChipEntry::Dir,
+            } => match node::entry_named(&PER_CHIP_ENTRIES, name) {
+                Some(entry) => Node::PerChip { id, entry },
+                None => {
+                    let chip = self.mux.chip(id)?;
+                    let offset = numbered(name, "gpio").filter(|&o| o < chip.info.num_lines())?;
+                    Node::PerChipLine {
+                        global: chip.base + offset,
+                        entry: GpioEntry::Dir,
+                    }
+                }
+            },
             Node::Chip {
                 id,
                 entry: ChipEntry::Device,
@@ -203,6 +360,23 @@ impl Shared {
                     entry: ChipEntry::DeviceChip,
                 })?
             }
+            Node::PerChip {
+                id,
+                entry: ChipEntry::Device,
+            } => {
+                let chip = self.mux.chip(id)?;
+                (&*chip.info.name == name).then_some(Node::PerChip {
+                    id,
+                    entry: ChipEntry::DeviceChip,
+                })?
+            }
+            Node::PerChipLine {
+                global,
+                entry: GpioEntry::Dir,
+            } => Node::PerChipLine {
+                global,
+                entry: node::entry_named(&PER_CHIP_LINE_ENTRIES, name)?,
+            },
             Node::Gpio {
                 global,
                 entry: GpioEntry::Dir,

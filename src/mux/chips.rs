@@ -31,7 +31,14 @@ pub(super) struct ChipTable {
 }
 
 impl ChipTable {
-    pub(super) fn new(pinned: HashMap<String, u32>) -> Self {
+    /// `pi_numbers`: the Raspberry Pi's controller gets base 0 unless
+    /// pinned otherwise (whichever such chip appears first).
+    pub(super) fn new(mut pinned: HashMap<String, u32>, pi_numbers: bool) -> Self {
+        if pi_numbers {
+            for label in super::pi::CONTROLLER_LABELS {
+                pinned.entry(label.to_string()).or_insert(0);
+            }
+        }
         Self {
             chips: Vec::new(),
             pinned,
@@ -129,7 +136,7 @@ mod tests {
 
     #[test]
     fn bases_are_first_fit_from_512() {
-        let mut table = ChipTable::new(HashMap::new());
+        let mut table = ChipTable::new(HashMap::new(), false);
         assert_eq!(table.add(info("a", 32, None)).base, 512);
         assert_eq!(table.add(info("b", 8, None)).base, 544);
         table.remove("chip-a");
@@ -141,7 +148,7 @@ mod tests {
     #[test]
     fn pinned_and_sysfs_bases_win_unless_they_overlap() {
         let pinned = HashMap::from([("pi".to_string(), 0)]);
-        let mut table = ChipTable::new(pinned);
+        let mut table = ChipTable::new(pinned, false);
         assert_eq!(table.add(info("pi", 54, None)).base, 0);
         assert_eq!(table.add(info("k", 8, Some(600))).base, 600);
         assert_eq!(table.add(info("x", 8, Some(604))).base, 512);
@@ -150,5 +157,16 @@ mod tests {
             Some(("k".into(), 5))
         );
         assert!(table.locate(54).is_none());
+    }
+
+    #[test]
+    fn pi_numbers_give_the_controller_base_0_whenever_it_appears() {
+        let mut table = ChipTable::new(HashMap::new(), true);
+        assert_eq!(table.add(info("expander", 16, None)).base, 512);
+        assert_eq!(table.add(info("pinctrl-bcm2711", 58, None)).base, 0);
+        // An explicit --base wins over --pi-numbers.
+        let pinned = HashMap::from([("pinctrl-rp1".to_string(), 100)]);
+        let mut table = ChipTable::new(pinned, true);
+        assert_eq!(table.add(info("pinctrl-rp1", 54, None)).base, 100);
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 
 use super::{Announcer, Error, Notice, Result};
 use crate::backend::{
@@ -87,9 +87,6 @@ pub struct Line {
     /// they talk to the backend.
     request: RwLock<Option<Box<dyn LineRequest>>>,
     settings: Mutex<Settings>,
-    /// The `edge` setting, for the edge path: settings stay locked while
-    /// the backend reconfigures, and the backend may deliver edges then.
-    counted_edges: Mutex<EdgeDetection>,
     /// The last kernel sequence number seen, to carry its gaps over.
     kernel_seqno: AtomicU32,
     /// Counted events, starting at 1 like kernfs's `on->event`.
@@ -134,7 +131,6 @@ impl Line {
                 debounce_us: 0,
                 streams: 0,
             }),
-            counted_edges: Mutex::new(EdgeDetection::None),
             kernel_seqno: AtomicU32::new(0),
             events: AtomicU64::new(1),
             seqno: AtomicU64::new(0),
@@ -167,7 +163,6 @@ impl Line {
         if config != settings.line_config() {
             self.with_request(|r| r.reconfigure(&config))?;
         }
-        *lock(&self.counted_edges) = next.edge;
         *settings = next;
         Ok(())
     }
@@ -286,7 +281,9 @@ impl Line {
             s.streams += 1;
             Ok(())
         })?;
-        let (tx, rx) = crossbeam_channel::bounded(STREAM_CAPACITY);
+        // Unbounded, capped by `on_edge`: a bounded channel would allocate
+        // all its slots at once, for every open `events` file, edges or not.
+        let (tx, rx) = crossbeam_channel::unbounded();
         let id = self.next_subscriber.fetch_add(1, Ordering::Relaxed);
         lock(&self.subscribers).push(Subscriber {
             id,
@@ -332,7 +329,7 @@ impl Line {
             .filter(|&d| d > 1)
             .unwrap_or(1);
         let seqno = self.seqno.fetch_add(u64::from(gap), Ordering::AcqRel) + u64::from(gap);
-        let counted = lock(&self.counted_edges).matches(edge.kind);
+        let counted = lock(&self.settings).edge.matches(edge.kind);
         if counted {
             self.events.fetch_add(1, Ordering::AcqRel);
         }
@@ -343,11 +340,13 @@ impl Line {
             value: edge.kind == EdgeKind::Rising,
         };
         for subscriber in lock(&self.subscribers).iter() {
-            if let Err(TrySendError::Full(event)) = subscriber.tx.try_send(event) {
-                // Keep the newest: drop the oldest to make room.
+            // Keep the newest: drop the oldest to make room. Edges of a
+            // line come from one thread, so the queue cannot grow between
+            // the check and the send.
+            if subscriber.rx.len() >= STREAM_CAPACITY {
                 let _ = subscriber.rx.try_recv();
-                let _ = subscriber.tx.try_send(event);
             }
+            let _ = subscriber.tx.send(event);
         }
         counted
     }

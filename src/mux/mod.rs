@@ -8,6 +8,7 @@
 
 mod chips;
 mod line;
+pub mod pi;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -102,7 +103,7 @@ pub enum Notice {
     /// matched `edge` and so bumped the line's event counter.
     Edges { global: u32, counted: bool },
     /// An exported line went away (unexport or chip removal).
-    LineGone { global: u32 },
+    LineGone { global: u32, serial: u64 },
 }
 
 /// Settings that outlive a single line request.
@@ -112,13 +113,25 @@ pub struct Options {
     pub consumer: String,
     /// Chip label → pinned base.
     pub bases: HashMap<String, u32>,
+    /// The Raspberry Pi's GPIO controller gets base 0 (see [`pi`]).
+    pub pi_numbers: bool,
 }
 
 struct Registry {
     chips: ChipTable,
     lines: HashMap<u32, Arc<Line>>,
+    /// Exported lines by serial.
+    serials: HashMap<u64, u32>,
     /// Exports so far (each line's serial).
     exports: u64,
+}
+
+impl Registry {
+    fn take_line(&mut self, global: u32) -> Option<Arc<Line>> {
+        let line = self.lines.remove(&global)?;
+        self.serials.remove(&line.serial);
+        Some(line)
+    }
 }
 
 pub struct Mux {
@@ -136,8 +149,9 @@ impl Mux {
             backend: backend.clone(),
             consumer: options.consumer,
             registry: RwLock::new(Registry {
-                chips: ChipTable::new(options.bases),
+                chips: ChipTable::new(options.bases, options.pi_numbers),
                 lines: HashMap::new(),
+                serials: HashMap::new(),
                 exports: 0,
             }),
             announcer: Arc::default(),
@@ -209,6 +223,13 @@ impl Mux {
         self.read().lines.get(&global).cloned()
     }
 
+    /// The exported line whose export was number `serial`.
+    pub fn line_by_serial(&self, serial: u64) -> Option<Arc<Line>> {
+        let registry = self.read();
+        let global = registry.serials.get(&serial)?;
+        registry.lines.get(global).cloned()
+    }
+
     /// Exported lines, in number order.
     pub fn exported(&self) -> Vec<u32> {
         let mut numbers: Vec<u32> = self.read().lines.keys().copied().collect();
@@ -238,9 +259,11 @@ impl Mux {
                         .line_usage(&chip.info.name, offset)
                         .map(|u| u.consumer)
                         .unwrap_or_default();
+                    // Any program picks its consumer name: escape it.
                     log::warn!(
-                        "export {global}: {} line {offset} is held by '{holder}'",
-                        chip.info.name
+                        "export {global}: {} line {offset} is held by '{}'",
+                        chip.info.name,
+                        holder.escape_debug()
                     );
                     Error::Busy
                 } else {
@@ -256,17 +279,14 @@ impl Mux {
             self.announcer.clone(),
         )?);
         registry.lines.insert(global, line.clone());
+        registry.serials.insert(line.serial, global);
         drop(registry);
         log::info!("exported gpio{global}");
         Ok(line)
     }
 
     pub fn unexport(&self, global: u32) -> Result<()> {
-        let line = self
-            .write()
-            .lines
-            .remove(&global)
-            .ok_or(Error::NotExported)?;
+        let line = self.write().take_line(global).ok_or(Error::NotExported)?;
         self.retire(&line);
         log::info!("unexported gpio{global}");
         Ok(())
@@ -320,10 +340,15 @@ impl Mux {
             };
             log::info!("chip {name} (gpiochip{}) vanished", chip.base);
             let numbers = chip.base..chip.base + chip.info.num_lines();
-            registry
+            let exported: Vec<u32> = registry
                 .lines
-                .extract_if(|global, _| numbers.contains(global))
-                .map(|(_, line)| line)
+                .keys()
+                .copied()
+                .filter(|global| numbers.contains(global))
+                .collect();
+            exported
+                .into_iter()
+                .filter_map(|global| registry.take_line(global))
                 .collect()
         };
         for line in gone {
@@ -336,6 +361,7 @@ impl Mux {
         line.close();
         self.announcer.announce(Notice::LineGone {
             global: line.global,
+            serial: line.serial,
         });
     }
 }

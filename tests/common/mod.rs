@@ -409,6 +409,16 @@ impl Mount {
     /// Starts the daemon on `<tempdir>/mnt`, which is created first when
     /// `create_mountpoint` is true (otherwise gpiofs must create it).
     pub fn start(args: &[&str], create_mountpoint: bool) -> Mount {
+        Mount::start_with_watchdog(args, create_mountpoint, WATCHDOG)
+    }
+
+    /// [`Mount::start`] for a test that legitimately runs longer than
+    /// [`WATCHDOG`] (a soak): the daemon is killed after `watchdog`.
+    pub fn start_with_watchdog(
+        args: &[&str],
+        create_mountpoint: bool,
+        watchdog: Duration,
+    ) -> Mount {
         let dir = TempDir::new();
         let mnt = dir.path().join("mnt");
         if create_mountpoint {
@@ -421,8 +431,8 @@ impl Mount {
 
         let (tx, rx) = mpsc::channel::<()>();
         thread::spawn(move || {
-            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(WATCHDOG) {
-                eprintln!("watchdog: gpiofs (pid {pid}) still up after {WATCHDOG:?}; killing it");
+            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(watchdog) {
+                eprintln!("watchdog: gpiofs (pid {pid}) still up after {watchdog:?}; killing it");
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
         });

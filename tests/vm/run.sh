@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# tests/vm/run.sh: run a host command inside a QEMU VM (Debian 6.12 kernel,
+# tests/vm/run.sh: run a host command inside a QEMU VM (a Debian kernel,
 # gpio-sim, configfs, FUSE) and exit with its exit status.
 #
 # usage: tests/vm/run.sh [OPTIONS] -- CMD [ARGS...]
+#   --kernel K       guest kernel: 6.12 (default, Debian bookworm) or newest
+#                    (Debian trixie-backports, e.g. 7.3; its series is
+#                    accepted too); or $GPIOFS_VM_KERNEL_SERIES
 #   --timeout SECS   kill the VM and fail (exit 124) after SECS (default 600,
 #                    or $GPIOFS_VM_TIMEOUT)
 #   --rw DIR         also make host directory DIR writable inside (repeatable)
@@ -17,7 +20,8 @@
 # are fresh tmpfs; /proc, /sys, /dev and /sys/kernel/config are mounted and
 # the gpio-sim, irq_sim and configfs modules are loaded. CMD runs as root in
 # the current directory with the caller's exported environment (minus PWD,
-# OLDPWD, SHLVL, TMPDIR) plus GPIOFS_VM=1; stdin is /dev/null. Its stdout and
+# OLDPWD, SHLVL, TMPDIR) plus GPIOFS_VM=1 and GPIOFS_VM_KREL (the
+# kernel's uname -r); stdin is /dev/null. Its stdout and
 # stderr are streamed to ours.
 #
 # Exit status: CMD's; 124 on timeout; 125 when the VM itself failed (the
@@ -38,12 +42,15 @@ TIMEOUT=${GPIOFS_VM_TIMEOUT:-600}
 SMP=${GPIOFS_VM_SMP:-2}
 MEM=${GPIOFS_VM_MEM:-1024}
 CPU=${GPIOFS_VM_CPU:-max}
+KERNEL=${GPIOFS_VM_KERNEL_SERIES:-6.12}
 CONSOLE=
 RW=()
 while (($#)); do
 	case $1 in
 	--timeout) TIMEOUT=${2:?--timeout needs a value}; shift 2 ;;
 	--timeout=*) TIMEOUT=${1#*=}; shift ;;
+	--kernel) KERNEL=${2:?--kernel needs a value}; shift 2 ;;
+	--kernel=*) KERNEL=${1#*=}; shift ;;
 	--rw) RW+=("${2:?--rw needs a directory}"); shift 2 ;;
 	--rw=*) RW+=("${1#*=}"); shift ;;
 	--console) CONSOLE=1; shift ;;
@@ -61,7 +68,7 @@ done
 CWD=$(pwd -P)
 # GPIOFS_VM_ARCH=arm64|armhf: an emulated ARM guest (tests/vm/arm/setup.sh)
 case ${GPIOFS_VM_ARCH:-amd64} in
-amd64) SETUP_ENV=$(bash "$HERE/setup.sh") || die "tests/vm/setup.sh failed" ;;
+amd64) SETUP_ENV=$(bash "$HERE/setup.sh" "$KERNEL") || die "tests/vm/setup.sh failed" ;;
 arm64 | armhf) SETUP_ENV=$(bash "$HERE/arm/setup.sh" "$GPIOFS_VM_ARCH") || die "tests/vm/arm/setup.sh failed" ;;
 *) die "GPIOFS_VM_ARCH must be amd64, arm64 or armhf, not '$GPIOFS_VM_ARCH'" ;;
 esac
@@ -93,6 +100,7 @@ touch "$RUN/console.log" "$RUN/stdout" "$RUN/stderr"
 		printf 'export %s=%q\n' "$name" "${!name}"
 	done < <(compgen -e)
 	echo 'export GPIOFS_VM=1'
+	printf 'export GPIOFS_VM_KREL=%q\n' "$GPIOFS_VM_KREL"
 	printf 'cd -- %q || { echo "gpiofs-vm: cannot cd to %q inside the VM" >&2; exit 125; }\n' "$CWD" "$CWD"
 	printf 'exec'
 	printf ' %q' "$@"

@@ -1,5 +1,6 @@
 //! Thin safe wrappers over the few syscalls libc gives us raw: epoll,
 //! inotify, `read` (bytes or u64 words), `fcntl`. All of this backend's `unsafe` is here.
+#![allow(unsafe_code)]
 
 use std::ffi::CString;
 use std::io;

@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """Differential test (runs INSIDE the VM): scenario.py against the kernel's
 own /sys/class/gpio, then against gpiofs mounted on an identical fresh
-gpio-sim chip; every difference of the two records must be listed in
-known-differences.txt, or it is a failure.
+gpio-sim chip (with --abi legacy where the kernel has no per-chip ABI, as
+6.12); every difference of the two records must be listed in
+known-differences.txt or in known-differences-<SERIES>.txt of the running
+kernel (e.g. known-differences-6.12.txt), or it is a failure.
 
 usage: diff.py   (records and the diff go to $GPIOFS_SUITE_ARTIFACTS, default target/vm-suite)
 """
@@ -14,45 +16,40 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lib import ARTIFACTS, HERE, PYTHON, WORK, Checks, Gpiofs, Sim, remove_all_sims  # noqa: E402
+from lib import (ARTIFACTS, HERE, PYTHON, WORK, Checks, Gpiofs, Sim, load_blocks,  # noqa: E402
+                 remove_all_sims)
 
 LABEL = "gpiodiff"
 NAMES = ["", "diff-led", "diff-btn", "", "diff-4", "diff-5", "", "diff-7"]
-ALLOW = os.path.join(HERE, "known-differences.txt")
+SERIES = ".".join(os.uname().release.split(".")[:2])
+ALLOW_FILES = [os.path.join(HERE, f) for f in
+               ("known-differences.txt", f"known-differences-{SERIES}.txt")]
 
 c = Checks("diff")
 
 
 def load_allow():
-    """Entries of known-differences.txt: dicts with key, kernel, gpiofs, why."""
-    entries, cur = [], None
-    with open(ALLOW) as f:
-        for n, line in enumerate(f, 1):
-            s = line.rstrip("\n")
-            if not s.strip() or s.lstrip().startswith("#"):
-                if cur and not s.strip():
-                    entries.append(cur)
-                    cur = None
-                continue
-            field, sep, value = s.partition(":")
-            field = field.strip()
-            if not sep or field not in ("key", "kernel", "gpiofs", "why"):
-                raise SystemExit(f"{ALLOW}:{n}: want 'key|kernel|gpiofs|why: VALUE', got {s!r}")
-            value = value.strip()
-            if field == "key":
-                if cur:
-                    entries.append(cur)
-                cur = {"key": value, "kernel": "*", "gpiofs": "*", "why": "", "line": n, "used": 0}
-            elif cur is None:
-                raise SystemExit(f"{ALLOW}:{n}: '{field}:' before any 'key:'")
-            else:
-                cur[field] = value
-    if cur:
-        entries.append(cur)
-    for e in entries:
-        if not e["why"]:
-            raise SystemExit(f"{ALLOW}:{e['line']}: entry {e['key']} has no 'why:'")
+    """Entries of the known-differences files: dicts with key, kernel,
+    gpiofs, why."""
+    entries = []
+    for path in ALLOW_FILES:
+        if os.path.exists(path):
+            entries += load_allow_file(path)
     return entries
+
+
+def load_allow_file(path):
+    entries = load_blocks(path, ("key", "kernel", "gpiofs", "why"), {"kernel": "*", "gpiofs": "*"})
+    for e in entries:
+        e["used"] = 0
+    return entries
+
+
+def load_record(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return json.load(f)
 
 
 def run_scenario(classdir, sim, out):
@@ -80,11 +77,14 @@ def main():
             run_scenario("/sys/class/gpio", sim, kout))
     sim.remove()
 
+    chip_abi = ["chipabi/present", "True"] in load_record(kout)
     sim = Sim(LABEL, len(NAMES), NAMES)
     mnt = os.path.join(WORK, "diffmnt")
-    fs = Gpiofs(mnt, "--allow-other")  # so that access checks for other users compare
+    # --allow-other: so that access checks for other users compare
+    fs = Gpiofs(mnt, "--allow-other", "--abi", "both" if chip_abi else "legacy")
     fs.start()
-    c.note(f"gpiofs run: {sim.chip} ({sim.dev}), kernel base {sim.kernel_base()}")
+    c.note(f"gpiofs run: {sim.chip} ({sim.dev}), kernel base {sim.kernel_base()}, "
+           f"--abi {'both' if chip_abi else 'legacy'}")
     ok = run_scenario(mnt, sim, gout)
     c.check("scenario ran against gpiofs", ok)
     c.check("gpiofs still running after the scenario", fs.alive())
@@ -96,10 +96,7 @@ def main():
     if not (os.path.exists(kout) and os.path.exists(gout)):
         return
 
-    with open(kout) as f:
-        krec = json.load(f)
-    with open(gout) as f:
-        grec = json.load(f)
+    krec, grec = load_record(kout), load_record(gout)
     kd, gd = dict(krec), dict(grec)
     keys = [k for k, _ in krec] + [k for k, _ in grec if k not in kd]
     lines, unexpected = [], 0
@@ -130,7 +127,7 @@ def main():
             unexpected == 0)
     for e in entries:
         if not e["used"]:
-            c.note(f"known-differences.txt:{e['line']}: entry {e['key']} matched nothing "
+            c.note(f"{e['line']}: entry {e['key']} matched nothing "
                    f"(fixed? then drop it)")
 
 

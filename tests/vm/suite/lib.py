@@ -82,6 +82,44 @@ class Checks:
         sys.exit(0)
 
 
+def load_blocks(path, fields, defaults):
+    """Entries of a known-differences file: blocks separated by blank lines,
+    one `FIELD: VALUE` a line, the first field starting a block; `#` lines
+    are comments. Each entry is a dict with every field (defaults for the
+    missing ones; all but the first and the last field may be missing) and
+    `line`, where it starts."""
+    entries, cur = [], None
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            s = line.rstrip("\n")
+            if not s.strip() or s.lstrip().startswith("#"):
+                if cur and not s.strip():
+                    entries.append(cur)
+                    cur = None
+                continue
+            field, sep, value = s.partition(":")
+            field = field.strip()
+            if not sep or field not in fields:
+                raise SystemExit(f"{path}:{n}: want '{'|'.join(fields)}: VALUE', got {s!r}")
+            value = value.strip()
+            if field == fields[0]:
+                if cur:
+                    entries.append(cur)
+                cur = dict(defaults, **{fields[0]: value, fields[-1]: ""},
+                           line=f"{os.path.basename(path)}:{n}")
+            elif cur is None:
+                raise SystemExit(f"{path}:{n}: '{field}:' before any '{fields[0]}:'")
+            else:
+                cur[field] = value
+    if cur:
+        entries.append(cur)
+    for e in entries:
+        missing = [k for k in fields if k not in e]
+        if not e[fields[-1]] or missing:
+            raise SystemExit(f"{e['line']}: entry {e[fields[0]]} lacks {missing or fields[-1]}")
+    return entries
+
+
 def wait_for(pred, timeout=5.0, step=0.02):
     """Poll pred() until true or timeout; returns its last value."""
     end = time.monotonic() + timeout
@@ -492,10 +530,37 @@ def gpiod_major():
     return None
 
 
+def gpioinfo_cmd(chip):
+    return ["gpioinfo", chip] if gpiod_major() == 1 else ["gpioinfo", "-c", chip]
+
+
+_TOOLS_RUN = {}
+
+
+def gpiod_tools_run(chip):
+    """Whether libgpiod's tools work on this kernel: libgpiod 1.x (Debian
+    bookworm's) speaks the v1 uAPI, which kernels built without
+    CONFIG_GPIO_CDEV_V1 (Debian's 7.x) refuse with EINVAL."""
+    if chip not in _TOOLS_RUN:
+        r = subprocess.run(gpioinfo_cmd(chip), capture_output=True, check=False)
+        _TOOLS_RUN[chip] = r.returncode == 0
+    return _TOOLS_RUN[chip]
+
+
 def gpioinfo_line(chip, offset):
-    """The line's row in `gpioinfo` (libgpiod 1.x or 2.x)."""
-    major = gpiod_major()
-    cmd = ["gpioinfo", chip] if major == 1 else ["gpioinfo", "-c", chip]
+    """The line's row in `gpioinfo` (libgpiod 1.x or 2.x); where the tools
+    cannot run (gpiod_tools_run), the same facts (name, consumer, flags)
+    from the v2 line-info ioctl."""
+    if not gpiod_tools_run(chip):
+        info = line_info(chip, offset)
+        flags = " ".join(n for f, n in ((F_USED, "used"), (F_OUTPUT, "output"),
+                                        (F_INPUT, "input"), (F_ACTIVE_LOW, "active-low"),
+                                        (F_OPEN_DRAIN, "open-drain"),
+                                        (F_OPEN_SOURCE, "open-source"), (F_PULL_UP, "pull-up"),
+                                        (F_PULL_DOWN, "pull-down"),
+                                        (F_BIAS_DISABLED, "bias-disabled")) if info["flags"] & f)
+        return f'line {offset}: "{info["name"]}" "{info["consumer"]}" {flags}'
+    cmd = gpioinfo_cmd(chip)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     for row in out.splitlines():
         s = row.strip()
@@ -505,7 +570,12 @@ def gpioinfo_line(chip, offset):
 
 
 def gpio_holder(tool, chip, offset):
-    """Start gpioset (output) or gpiomon (input) holding chip:offset."""
+    """Start gpioset (output) or gpiomon (input) holding chip:offset; where
+    the tools cannot run (gpiod_tools_run), hold it with the v2 ioctl under
+    the tool's name. Returns the function that lets it go."""
+    if not gpiod_tools_run(chip):
+        fd = request_line(chip, offset, tool, output=tool == "gpioset")
+        return lambda: os.close(fd)
     major = gpiod_major()
     if tool == "gpioset":
         cmd = (["gpioset", "--mode=signal", chip, f"{offset}=0"] if major == 1
@@ -514,11 +584,10 @@ def gpio_holder(tool, chip, offset):
         cmd = ["gpiomon", chip, str(offset)] if major == 1 else ["gpiomon", "-c", chip, str(offset)]
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE)
-    if not wait_for(lambda: p.poll() is not None or line_info(chip, offset)["flags"] & F_USED, 10):
-        pass
+    wait_for(lambda: p.poll() is not None or line_info(chip, offset)["flags"] & F_USED, 10)
     if p.poll() is not None:
         raise RuntimeError(f"{' '.join(cmd)} exited: {p.stderr.read().decode()}")
-    return p
+    return lambda: stop_proc(p)
 
 
 def stop_proc(p):

@@ -9,11 +9,13 @@
 //! gpiofs): POLLIN|POLLOUT|POLLRDNORM|POLLWRNORM, plus POLLPRI|POLLERR while
 //! the open file has not read since the last edge; a read re-arms.
 //!
-//!     cargo run --release --example fuse_floor -- MOUNTPOINT
+//!     cargo run --release -p gpiofs-bench --bin fuse_floor -- MOUNTPOINT
 //!     ... -- MOUNTPOINT --edges /dev/gpiochip1:0   edges of that line
 //!                                                  (input, both edges)
 //!     ... -- MOUNTPOINT --trigger                  every write to
 //!                                                  MOUNTPOINT/trigger is an edge
+
+#![deny(unsafe_code)]
 
 use std::collections::HashMap;
 use std::ffi::OsStr;

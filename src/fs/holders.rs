@@ -1,0 +1,86 @@
+//! `gpio<N>/holders`: which processes have files of a line open, as
+//! `PID COMM FILE...` lines ("who is using GPIO 17?").
+//!
+//! Only the opener's thread id is recorded, at open; everything else is
+//! worked out here when `holders` is read, so the value and poll paths pay
+//! nothing for it.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+
+use super::files::OpenFile;
+use super::node::{GPIO_ENTRIES, GpioEntry, Node};
+
+/// Writes one line per process holding a file of the line, by process id.
+/// Open `holders` files are queries, not uses, and are left out.
+pub(super) fn show(files: &[Arc<OpenFile>], out: &mut Vec<u8>) -> std::io::Result<()> {
+    let mut by_process: BTreeMap<u32, Vec<GpioEntry>> = BTreeMap::new();
+    for file in files {
+        let Node::Gpio { entry, .. } = file.node else {
+            continue;
+        };
+        if entry == GpioEntry::Holders {
+            continue;
+        }
+        let entries = by_process.entry(process_of(file.opener)).or_default();
+        if !entries.contains(&entry) {
+            entries.push(entry);
+        }
+    }
+    for (pid, entries) in by_process {
+        write!(out, "{pid} {}", comm(pid))?;
+        // In the directory's order, whatever order they were opened in.
+        for (entry, name) in GPIO_ENTRIES {
+            if entries.contains(&entry) {
+                write!(out, " {name}")?;
+            }
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// The process (thread group) of thread `tid`. FUSE names the calling
+/// thread, and a program may open its files from any of its threads. A
+/// thread that has exited since is shown by its own id.
+fn process_of(tid: u32) -> u32 {
+    std::fs::read_to_string(format!("/proc/{tid}/status"))
+        .ok()
+        .and_then(|status| tgid_in_status(&status))
+        .unwrap_or(tid)
+}
+
+fn tgid_in_status(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Tgid:"))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// The command name of a process, `?` if it has gone; spaces become `_`
+/// so that a line always splits into PID, COMM and file names.
+fn comm(pid: u32) -> String {
+    match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+        Ok(name) => name.trim_end_matches('\n').replace(' ', "_"),
+        Err(_) => "?".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_belongs_to_its_process() {
+        assert_eq!(tgid_in_status("Name:\tx\nTgid:\t42\nPid:\t43\n"), Some(42));
+        assert_eq!(tgid_in_status("Name:\tx\n"), None);
+        let pid = std::process::id();
+        let tid = std::thread::spawn(|| process_of(nix::unistd::gettid().as_raw() as u32))
+            .join()
+            .unwrap();
+        assert_eq!(tid, pid);
+        assert!(!comm(pid).is_empty());
+        assert_eq!(comm(u32::MAX), "?");
+    }
+}
