@@ -72,6 +72,18 @@ rm -f target/debian/gpiofs_*_amd64.deb
     tee target/systemd-vm.log || status=1
 count_line systemd target/systemd-vm.log
 
+# ARM (issue 10): the unit tests under qemu-user, and the real-kernel suite
+# in emulated arm64 (Linux 7.3) and armhf (Linux 6.12) guests, on
+# cross-built static binaries (contrib/cross, tests/vm/arm)
+for arch in arm64 armhf; do
+    step "unit tests for $arch under qemu-user (contrib/cross/build.sh --test $arch)"
+    contrib/cross/build.sh --test "$arch" 2>&1 | tee "target/unit-tests-$arch.log" || status=1
+    count_cargo "native-$arch" "target/unit-tests-$arch.log"
+    step "real-kernel suite in an emulated $arch VM (tests/vm/run-suite.sh --arch $arch)"
+    tests/vm/run-suite.sh --arch "$arch" 2>&1 | sed "s/^vm: /vm-$arch: /" | tee "target/vm-tests-$arch.log" || status=1
+    count_line "vm-$arch" "target/vm-tests-$arch.log"
+done
+
 echo
 total_passed=0 total_failed=0
 for entry in "${summary[@]}"; do
