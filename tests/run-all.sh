@@ -79,6 +79,10 @@ for arch in arm64 armhf; do
     step "unit tests for $arch under qemu-user (contrib/cross/build.sh --test $arch)"
     contrib/cross/build.sh --test "$arch" 2>&1 | tee "target/unit-tests-$arch.log" || status=1
     count_cargo "native-$arch" "target/unit-tests-$arch.log"
+    if [[ $arch == armhf ]]; then
+        step "cargo clippy for armhf (32-bit: off_t, time_t and rlimit widths differ)"
+        cargo clippy --target armv7-unknown-linux-gnueabihf --workspace --all-targets -- -D warnings || status=1
+    fi
     step "real-kernel suite in an emulated $arch VM (tests/vm/run-suite.sh --arch $arch)"
     tests/vm/run-suite.sh --arch "$arch" 2>&1 | sed "s/^vm: /vm-$arch: /" | tee "target/vm-tests-$arch.log" || status=1
     count_line "vm-$arch" "target/vm-tests-$arch.log"

@@ -181,7 +181,7 @@ impl Fd {
     /// pread(2) of at most `n` bytes at `offset`.
     pub fn pread(&self, n: usize, offset: i64) -> Res<Vec<u8>> {
         let mut buf = vec![0u8; n];
-        let r = unsafe { libc::pread(self.0, buf.as_mut_ptr().cast(), n, offset) };
+        let r = unsafe { libc::pread64(self.0, buf.as_mut_ptr().cast(), n, offset) };
         if r < 0 {
             return Err(Errno::last());
         }
@@ -211,7 +211,7 @@ impl Fd {
     }
 
     pub fn pwrite(&self, bytes: &[u8], offset: i64) -> Res<usize> {
-        let r = unsafe { libc::pwrite(self.0, bytes.as_ptr().cast(), bytes.len(), offset) };
+        let r = unsafe { libc::pwrite64(self.0, bytes.as_ptr().cast(), bytes.len(), offset) };
         if r < 0 {
             Err(Errno::last())
         } else {
@@ -220,7 +220,7 @@ impl Fd {
     }
 
     pub fn seek(&self, offset: i64) -> Res<i64> {
-        let r = unsafe { libc::lseek(self.0, offset, libc::SEEK_SET) };
+        let r = unsafe { libc::lseek64(self.0, offset, libc::SEEK_SET) };
         if r < 0 { Err(Errno::last()) } else { Ok(r) }
     }
 }
