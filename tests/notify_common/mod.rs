@@ -297,8 +297,8 @@ pub fn blocked_in_read(pid: libc::pid_t) -> bool {
     let nr = sys
         .split_whitespace()
         .next()
-        .and_then(|n| n.parse::<i64>().ok());
-    matches!(nr, Some(n) if n == i64::from(libc::SYS_read) || n == i64::from(libc::SYS_pread64))
+        .and_then(|n| n.parse::<libc::c_long>().ok());
+    matches!(nr, Some(n) if n == libc::SYS_read || n == libc::SYS_pread64)
         && matches!(state, Some("S" | "D"))
 }
 
