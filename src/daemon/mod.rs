@@ -8,6 +8,7 @@
 
 mod control;
 pub mod mounts;
+mod sys;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -68,6 +69,7 @@ enum Ending {
 
 /// Runs the daemon until SIGINT/SIGTERM or an external unmount.
 pub fn run(config: Config) -> Result<(), Error> {
+    sys::use_one_heap();
     // Blocked before any thread starts, so that every thread inherits the
     // mask and only the signal thread takes them.
     let signals = SigSet::from_iter([Signal::SIGINT, Signal::SIGTERM]);
