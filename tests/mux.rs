@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
-use gpiofs::backend::{BackendEvent, EdgeDetection, EdgeKind};
+use gpiofs::backend::{BackendEvent, EdgeDetection, EdgeKind, Errno};
 use gpiofs::mux::{Error, Line, Next, Notice, Options, STREAM_CAPACITY};
 use mux_common::{Heard, PATIENCE, Rig, SimRig, TestBackend, chip_info, sim_rig};
 
@@ -238,16 +238,16 @@ fn export_and_unexport_errors() {
     let mux = &rig.mux;
     mux.export(512).unwrap();
     let twice = mux.export(512).unwrap_err();
-    assert_eq!((twice.clone(), twice.errno()), (Error::Busy, libc::EBUSY));
+    assert_eq!((twice.clone(), twice.errno()), (Error::Busy, Errno::EBUSY));
     sim.set_hog("bank", 1, Some("another program".into()))
         .unwrap();
     assert_eq!(mux.export(513).unwrap_err(), Error::Busy, "held elsewhere");
     for outside in [511, 516] {
         let e = mux.export(outside).unwrap_err();
-        assert_eq!((e.clone(), e.errno()), (Error::NoSuchLine, libc::EINVAL));
+        assert_eq!((e.clone(), e.errno()), (Error::NoSuchLine, Errno::EINVAL));
     }
     let e = mux.unexport(514).unwrap_err();
-    assert_eq!((e.clone(), e.errno()), (Error::NotExported, libc::EINVAL));
+    assert_eq!((e.clone(), e.errno()), (Error::NotExported, Errno::EINVAL));
     assert_eq!(mux.exported(), [512]);
     rig.assert_quiet();
 }

@@ -12,6 +12,9 @@ pub mod sim;
 use std::fmt;
 use std::sync::Arc;
 
+/// The errno type of [`BackendError`] and the multiplexer's errors.
+pub use nix::errno::Errno;
+
 /// Identifies a chip for as long as it is present (its device name, e.g.
 /// `gpiochip0`).
 pub type ChipName = Arc<str>;
@@ -143,12 +146,12 @@ pub enum BackendEvent {
 /// A backend failure, carrying the errno the caller should see.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendError {
-    pub errno: i32,
+    pub errno: Errno,
     pub message: String,
 }
 
 impl BackendError {
-    pub fn new(errno: i32, message: impl Into<String>) -> Self {
+    pub fn new(errno: Errno, message: impl Into<String>) -> Self {
         Self {
             errno,
             message: message.into(),
@@ -158,7 +161,7 @@ impl BackendError {
 
 impl fmt::Display for BackendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (errno {})", self.message, self.errno)
+        write!(f, "{} ({})", self.message, self.errno)
     }
 }
 
@@ -169,7 +172,7 @@ impl BackendError {
     /// warning.
     pub fn log_level(&self) -> log::Level {
         match self.errno {
-            libc::EBUSY | libc::EPERM | libc::EACCES | libc::ENODEV | libc::EINVAL => {
+            Errno::EBUSY | Errno::EPERM | Errno::EACCES | Errno::ENODEV | Errno::EINVAL => {
                 log::Level::Debug
             }
             _ => log::Level::Warn,

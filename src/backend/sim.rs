@@ -8,6 +8,7 @@
 //! simulator's own thread, as the character device's are on its event
 //! thread: never on the thread whose change made them.
 
+use nix::errno::Errno;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
@@ -185,7 +186,7 @@ impl SimBackend {
         let mut state = self.lock();
         let (c, o) = state
             .pin_by_label(label, offset)
-            .map_err(|_| BackendError::new(libc::ENODEV, "no such simulated line"))?;
+            .map_err(|_| BackendError::new(Errno::ENODEV, "no such simulated line"))?;
         let result = f(&mut state.chips[c].1[o as usize])?;
         self.inner.settle(&mut state);
         Ok(result)
@@ -216,7 +217,7 @@ impl SimBackend {
     pub fn set_hog(&self, label: &str, offset: u32, consumer: Option<String>) -> Result<()> {
         self.with_line(label, offset, |line| {
             if consumer.is_some() && line.request.is_some() {
-                return Err(BackendError::new(libc::EBUSY, "line is requested"));
+                return Err(BackendError::new(Errno::EBUSY, "line is requested"));
             }
             line.hog = consumer;
             Ok(())
@@ -299,7 +300,7 @@ impl State {
     fn requested_line(&mut self, pin: Pin, id: u64) -> Result<&mut SimLine> {
         let line = &mut self.chips[pin.0].1[pin.1 as usize];
         if line.request.as_ref().map(|h| h.id) != Some(id) {
-            return Err(BackendError::new(libc::ENODEV, "request was released"));
+            return Err(BackendError::new(Errno::ENODEV, "request was released"));
         }
         Ok(line)
     }
@@ -321,9 +322,9 @@ impl State {
             .chips
             .iter()
             .position(|(info, _)| &*info.name == chip)
-            .ok_or_else(|| BackendError::new(libc::ENODEV, "no such simulated chip"))?;
+            .ok_or_else(|| BackendError::new(Errno::ENODEV, "no such simulated chip"))?;
         if offset >= self.chips[c].0.num_lines() {
-            return Err(BackendError::new(libc::EINVAL, "offset out of range"));
+            return Err(BackendError::new(Errno::EINVAL, "offset out of range"));
         }
         Ok((c, offset))
     }
@@ -372,7 +373,7 @@ impl Backend for SimBackend {
     fn start(&self, events: EventSink) -> Result<Vec<ChipInfo>> {
         let undelivered = lock(&self.inner.undelivered)
             .take()
-            .ok_or_else(|| BackendError::new(libc::EBUSY, "simulator already started"))?;
+            .ok_or_else(|| BackendError::new(Errno::EBUSY, "simulator already started"))?;
         // Ends when the simulator and its requests are gone, or nobody
         // listens any more.
         std::thread::Builder::new()
@@ -384,7 +385,7 @@ impl Backend for SimBackend {
                     }
                 }
             })
-            .map_err(|e| BackendError::new(libc::EAGAIN, format!("edge thread: {e}")))?;
+            .map_err(|e| BackendError::new(Errno::EAGAIN, format!("edge thread: {e}")))?;
         Ok(self.lock().chips.iter().map(|(i, _)| i.clone()).collect())
     }
 
@@ -415,7 +416,7 @@ impl Backend for SimBackend {
         state.next_request_id += 1;
         let line = &mut state.chips[pin.0].1[pin.1 as usize];
         if line.hog.is_some() || line.request.is_some() {
-            return Err(BackendError::new(libc::EBUSY, "line is busy"));
+            return Err(BackendError::new(Errno::EBUSY, "line is busy"));
         }
         let mut held = Held {
             id,
@@ -464,7 +465,7 @@ impl LineRequest for SimRequest {
         self.inner.change_request(self.pin, self.id, |line| {
             let held = line.request.as_mut().expect("checked by change_request");
             if held.driven.is_none() {
-                return Err(BackendError::new(libc::EPERM, "line is an input"));
+                return Err(BackendError::new(Errno::EPERM, "line is an input"));
             }
             held.driven = Some(value != held.config.active_low);
             Ok(())

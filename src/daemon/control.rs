@@ -2,8 +2,9 @@
 
 use crate::backend::sim::SimBackend;
 use crate::fs::{ControlTree, control};
+use nix::errno::Errno;
 
-fn errno(e: crate::backend::BackendError) -> i32 {
+fn errno(e: crate::backend::BackendError) -> Errno {
     e.errno
 }
 

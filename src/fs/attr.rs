@@ -2,6 +2,7 @@
 //! does it (lib/kstrtox.c, sysfs_streq, kobject_synth_uevent).
 
 use crate::backend::{Bias, Drive, EdgeDetection};
+use nix::errno::Errno;
 
 /// The most a sysfs store sees of one write; the rest is left for the
 /// next write, as kernfs does.
@@ -15,27 +16,27 @@ fn as_c_string(buf: &[u8]) -> &[u8] {
 
 /// `kstrtol(buf, 0, &v)`: optional sign, 0x/0 radix prefixes, one trailing
 /// newline. Overflow is ERANGE, anything else malformed EINVAL.
-pub(super) fn kstrtol(buf: &[u8]) -> Result<i64, i32> {
+pub(super) fn kstrtol(buf: &[u8]) -> Result<i64, Errno> {
     let s = as_c_string(buf);
     match s.first() {
         Some(b'-') => {
             let magnitude = kstrtoull(&s[1..])?;
-            0i64.checked_sub_unsigned(magnitude).ok_or(libc::ERANGE)
+            0i64.checked_sub_unsigned(magnitude).ok_or(Errno::ERANGE)
         }
-        Some(b'+') => i64::try_from(kstrtoull(&s[1..])?).map_err(|_| libc::ERANGE),
-        _ => i64::try_from(kstrtoull(s)?).map_err(|_| libc::ERANGE),
+        Some(b'+') => i64::try_from(kstrtoull(&s[1..])?).map_err(|_| Errno::ERANGE),
+        _ => i64::try_from(kstrtoull(s)?).map_err(|_| Errno::ERANGE),
     }
 }
 
 /// `kstrtouint(buf, 0, &v)`: like kstrtol without the minus sign (one
 /// leading `+` is allowed); past u32 is ERANGE.
-pub(super) fn kstrtouint(buf: &[u8]) -> Result<u32, i32> {
+pub(super) fn kstrtouint(buf: &[u8]) -> Result<u32, Errno> {
     let s = as_c_string(buf);
     let value = kstrtoull(s.strip_prefix(b"+").unwrap_or(s))?;
-    u32::try_from(value).map_err(|_| libc::ERANGE)
+    u32::try_from(value).map_err(|_| Errno::ERANGE)
 }
 
-fn kstrtoull(s: &[u8]) -> Result<u64, i32> {
+fn kstrtoull(s: &[u8]) -> Result<u64, Errno> {
     let (radix, digits) = match s {
         [b'0', x, d, ..] if x.eq_ignore_ascii_case(&b'x') && d.is_ascii_hexdigit() => (16, &s[2..]),
         [b'0', ..] => (8, s),
@@ -58,14 +59,14 @@ fn kstrtoull(s: &[u8]) -> Result<u64, i32> {
         used += 1;
     }
     if overflow {
-        return Err(libc::ERANGE);
+        return Err(Errno::ERANGE);
     }
     if used == 0 {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     match &digits[used..] {
         [] | [b'\n'] => Ok(value),
-        _ => Err(libc::EINVAL),
+        _ => Err(Errno::EINVAL),
     }
 }
 
@@ -76,12 +77,12 @@ fn sysfs_streq(buf: &[u8], keyword: &str) -> bool {
 }
 
 /// Finds which keyword `buf` names (sysfs_match_string).
-pub(super) fn keyword<T: Copy>(buf: &[u8], table: &[(&str, T)]) -> Result<T, i32> {
+pub(super) fn keyword<T: Copy>(buf: &[u8], table: &[(&str, T)]) -> Result<T, Errno> {
     table
         .iter()
         .find(|(name, _)| sysfs_streq(buf, name))
         .map(|&(_, v)| v)
-        .ok_or(libc::EINVAL)
+        .ok_or(Errno::EINVAL)
 }
 
 pub(super) const EDGES: [(&str, EdgeDetection); 4] = [
@@ -118,7 +119,7 @@ const UEVENT_ACTIONS: [&str; 8] = [
 
 /// Validates a synthetic uevent: `ACTION [UUID [KEY=VALUE ...]]`, as
 /// kobject_synth_uevent does (keys and values alphanumeric).
-pub(super) fn check_uevent(buf: &[u8]) -> Result<(), i32> {
+pub(super) fn check_uevent(buf: &[u8]) -> Result<(), Errno> {
     let s = as_c_string(buf);
     let s = s.strip_suffix(b"\n").unwrap_or(s);
     let (action, args) = match s.iter().position(|&b| b == b' ') {
@@ -126,29 +127,29 @@ pub(super) fn check_uevent(buf: &[u8]) -> Result<(), i32> {
         None => (s, None),
     };
     if !UEVENT_ACTIONS.iter().any(|a| a.as_bytes() == action) {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     let Some(args) = args else {
         return Ok(());
     };
     const UUID_LEN: usize = 36;
     if args.len() < UUID_LEN || !is_uuid(&args[..UUID_LEN]) {
-        return Err(libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     let mut rest = &args[UUID_LEN..];
     while !rest.is_empty() {
-        let pair = rest.strip_prefix(b" ").ok_or(libc::EINVAL)?;
+        let pair = rest.strip_prefix(b" ").ok_or(Errno::EINVAL)?;
         let end = pair.iter().position(|&b| b == b' ').unwrap_or(pair.len());
         let (key, value) = pair[..end].split_at(
             pair[..end]
                 .iter()
                 .position(|&b| b == b'=')
-                .ok_or(libc::EINVAL)?,
+                .ok_or(Errno::EINVAL)?,
         );
         let value = &value[1..];
         let word = |w: &[u8]| !w.is_empty() && w.iter().all(u8::is_ascii_alphanumeric);
         if !word(key) || !word(value) {
-            return Err(libc::EINVAL);
+            return Err(Errno::EINVAL);
         }
         rest = &pair[end..];
     }
@@ -179,19 +180,19 @@ mod tests {
             (b"-0", Ok(0)),
             (b"0", Ok(0)),
             (b"5\0junk", Ok(5)),
-            (b"", Err(libc::EINVAL)),
-            (b"\n", Err(libc::EINVAL)),
-            (b"512\n\n", Err(libc::EINVAL)),
-            (b"512abc", Err(libc::EINVAL)),
-            (b" 512", Err(libc::EINVAL)),
-            (b"0x", Err(libc::EINVAL)),
-            (b"08", Err(libc::EINVAL)),
-            (b"+-5", Err(libc::EINVAL)),
-            (b"--5", Err(libc::EINVAL)),
-            (b"99999999999999999999", Err(libc::ERANGE)),
-            (b"9223372036854775808", Err(libc::ERANGE)),
+            (b"", Err(Errno::EINVAL)),
+            (b"\n", Err(Errno::EINVAL)),
+            (b"512\n\n", Err(Errno::EINVAL)),
+            (b"512abc", Err(Errno::EINVAL)),
+            (b" 512", Err(Errno::EINVAL)),
+            (b"0x", Err(Errno::EINVAL)),
+            (b"08", Err(Errno::EINVAL)),
+            (b"+-5", Err(Errno::EINVAL)),
+            (b"--5", Err(Errno::EINVAL)),
+            (b"99999999999999999999", Err(Errno::ERANGE)),
+            (b"9223372036854775808", Err(Errno::ERANGE)),
             (b"-9223372036854775808", Ok(i64::MIN)),
-            (b"-9223372036854775809", Err(libc::ERANGE)),
+            (b"-9223372036854775809", Err(Errno::ERANGE)),
         ] {
             assert_eq!(kstrtol(input), want, "{:?}", String::from_utf8_lossy(input));
         }
@@ -206,14 +207,14 @@ mod tests {
             (b"0x1f", Ok(31)),
             (b"010", Ok(8)),
             (b"4294967295", Ok(u32::MAX)),
-            (b"4294967296", Err(libc::ERANGE)),
-            (b"99999999999999999999", Err(libc::ERANGE)),
-            (b"-1", Err(libc::EINVAL)),
-            (b"-0", Err(libc::EINVAL)),
-            (b"++3", Err(libc::EINVAL)),
-            (b"", Err(libc::EINVAL)),
-            (b"3 ", Err(libc::EINVAL)),
-            (b"led", Err(libc::EINVAL)),
+            (b"4294967296", Err(Errno::ERANGE)),
+            (b"99999999999999999999", Err(Errno::ERANGE)),
+            (b"-1", Err(Errno::EINVAL)),
+            (b"-0", Err(Errno::EINVAL)),
+            (b"++3", Err(Errno::EINVAL)),
+            (b"", Err(Errno::EINVAL)),
+            (b"3 ", Err(Errno::EINVAL)),
+            (b"led", Err(Errno::EINVAL)),
         ] {
             assert_eq!(
                 kstrtouint(input),
@@ -228,9 +229,9 @@ mod tests {
     fn keywords_allow_one_newline() {
         assert_eq!(keyword(b"both\n", &EDGES), Ok(EdgeDetection::Both));
         assert_eq!(keyword(b"both", &EDGES), Ok(EdgeDetection::Both));
-        assert_eq!(keyword(b"both\n\n", &EDGES), Err(libc::EINVAL));
-        assert_eq!(keyword(b"Both", &EDGES), Err(libc::EINVAL));
-        assert_eq!(keyword(b" both", &EDGES), Err(libc::EINVAL));
+        assert_eq!(keyword(b"both\n\n", &EDGES), Err(Errno::EINVAL));
+        assert_eq!(keyword(b"Both", &EDGES), Err(Errno::EINVAL));
+        assert_eq!(keyword(b" both", &EDGES), Err(Errno::EINVAL));
         assert_eq!(name_of(&DRIVES, Drive::OpenDrain), "open-drain");
     }
 
@@ -256,7 +257,7 @@ mod tests {
             format!("add {uuid}  A=1"),
             format!("add {uuid} A-B=1"),
         ] {
-            assert_eq!(check_uevent(bad.as_bytes()), Err(libc::EINVAL), "{bad:?}");
+            assert_eq!(check_uevent(bad.as_bytes()), Err(Errno::EINVAL), "{bad:?}");
         }
     }
 }

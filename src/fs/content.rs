@@ -1,6 +1,7 @@
 //! What each attribute shows and what a write to it does: the sysfs
 //! show/store operations, with the kernel's errnos.
 
+use nix::errno::Errno;
 use std::io::Write;
 use std::sync::{Arc, RwLock};
 
@@ -18,12 +19,12 @@ pub(super) struct Attributes<'a> {
     pub(super) files: &'a RwLock<OpenFiles>,
 }
 
-type Result<T> = std::result::Result<T, i32>;
+type Result<T> = std::result::Result<T, Errno>;
 
 fn line_of(line: Option<&Arc<Line>>) -> Result<&Arc<Line>> {
     match line {
         Some(line) if !line.is_gone() => Ok(line),
-        _ => Err(libc::ENODEV),
+        _ => Err(Errno::ENODEV),
     }
 }
 
@@ -41,11 +42,11 @@ pub(super) fn value_text(line: Option<&Arc<Line>>) -> Result<&'static [u8]> {
 impl Attributes<'_> {
     /// The simulator and the label of its chip number `chip`.
     fn sim_chip(&self, chip: u32) -> Result<(&dyn ControlTree, String)> {
-        let sim = self.sim.ok_or(libc::ENOENT)?;
+        let sim = self.sim.ok_or(Errno::ENOENT)?;
         let label = sim
             .chips()
             .get(chip as usize)
-            .ok_or(libc::ENOENT)?
+            .ok_or(Errno::ENOENT)?
             .0
             .clone();
         Ok((sim, label))
@@ -62,7 +63,7 @@ impl Attributes<'_> {
         out.clear();
         let _ = match node {
             Node::Chip { id, entry } | Node::PerChip { id, entry } => {
-                let chip = self.mux.chip(id).ok_or(libc::ENODEV)?;
+                let chip = self.mux.chip(id).ok_or(Errno::ENODEV)?;
                 match entry {
                     ChipEntry::Base => writeln!(out, "{}", chip.base),
                     ChipEntry::Label => writeln!(out, "{}", chip.info.label),
@@ -174,10 +175,10 @@ impl Attributes<'_> {
                         let name = text.strip_suffix('\n').unwrap_or(&text).trim_matches('\0');
                         sim.set_hog(&label, offset, (!name.is_empty()).then(|| name.to_string()))
                     }
-                    _ => Err(libc::EACCES),
+                    _ => Err(Errno::EACCES),
                 }
             }
-            _ => Err(libc::EACCES),
+            _ => Err(Errno::EACCES),
         }
     }
 
@@ -201,7 +202,7 @@ impl Attributes<'_> {
                 // refused an input before it looked at the text).
                 let value = kstrtol(data)?;
                 if !line.is_output() {
-                    return Err(libc::EPERM);
+                    return Err(Errno::EPERM);
                 }
                 line.set_value(value != 0).map_err(mux_err)
             }
@@ -210,10 +211,10 @@ impl Attributes<'_> {
             GpioEntry::Bias => line.set_bias(keyword(data, &BIASES)?).map_err(mux_err),
             GpioEntry::Drive => line.set_drive(keyword(data, &DRIVES)?).map_err(mux_err),
             GpioEntry::DebounceUs => {
-                let us = u32::try_from(kstrtol(data)?).map_err(|_| libc::EINVAL)?;
+                let us = u32::try_from(kstrtol(data)?).map_err(|_| Errno::EINVAL)?;
                 line.set_debounce_us(us).map_err(mux_err)
             }
-            _ => Err(libc::EACCES),
+            _ => Err(Errno::EACCES),
         }
     }
 
@@ -222,9 +223,9 @@ impl Attributes<'_> {
     /// the chip's last line (gpio_device_get_desc).
     fn chip_line(&self, id: u32, data: &[u8]) -> Result<u32> {
         let offset = kstrtouint(data)?;
-        let chip = self.mux.chip(id).ok_or(libc::ENODEV)?;
+        let chip = self.mux.chip(id).ok_or(Errno::ENODEV)?;
         if offset >= chip.info.num_lines() {
-            return Err(libc::EINVAL);
+            return Err(Errno::EINVAL);
         }
         Ok(chip.base + offset)
     }
@@ -233,12 +234,12 @@ impl Attributes<'_> {
     /// of exactly one line.
     fn line_number(&self, data: &[u8]) -> Result<u32> {
         match kstrtol(data) {
-            Ok(n) => u32::try_from(n).map_err(|_| libc::EINVAL),
-            Err(libc::EINVAL) => {
-                let name = std::str::from_utf8(data).map_err(|_| libc::EINVAL)?;
+            Ok(n) => u32::try_from(n).map_err(|_| Errno::EINVAL),
+            Err(Errno::EINVAL) => {
+                let name = std::str::from_utf8(data).map_err(|_| Errno::EINVAL)?;
                 let name = name.strip_suffix('\n').unwrap_or(name);
                 if name.is_empty() {
-                    return Err(libc::EINVAL);
+                    return Err(Errno::EINVAL);
                 }
                 self.mux.line_by_name(name).map_err(|e| e.errno())
             }

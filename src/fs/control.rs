@@ -2,8 +2,10 @@
 //! needs of a simulator. The daemon hands an implementation in, so the
 //! filesystem knows backends only through the multiplexer.
 
+use nix::errno::Errno;
+
 /// Errors are errnos, as the tree answers them.
-pub type Result<T> = std::result::Result<T, i32>;
+pub type Result<T> = std::result::Result<T, Errno>;
 
 /// A set of simulated chips whose wires the control tree drives.
 pub trait ControlTree: Send + Sync {

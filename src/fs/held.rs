@@ -10,22 +10,23 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fuser::{Errno, ReplyData};
+use fuser::ReplyData;
+use nix::errno::Errno;
 
-use super::Shared;
 use super::files::OpenFile;
+use super::{Shared, fuse_errno};
 use crate::lock;
 
 /// How a read ends.
 pub(super) enum Outcome {
     Data(Vec<u8>),
-    Error(i32),
+    Error(Errno),
 }
 
 fn answer(reply: ReplyData, outcome: Outcome) {
     match outcome {
         Outcome::Data(data) => reply.data(&data),
-        Outcome::Error(errno) => reply.error(Errno::from_i32(errno)),
+        Outcome::Error(errno) => reply.error(fuse_errno(errno)),
     }
 }
 
@@ -93,8 +94,8 @@ impl Shared {
                 drop(held);
                 answer(reply, outcome);
             }
-            None if nonblock => reply.error(Errno::EAGAIN),
-            None if held.take_early_interrupt(unique) => reply.error(Errno::EINTR),
+            None if nonblock => reply.error(fuser::Errno::EAGAIN),
+            None if held.take_early_interrupt(unique) => reply.error(fuser::Errno::EINTR),
             None => held.reads.push(HeldRead {
                 file,
                 size,
@@ -112,7 +113,7 @@ impl Shared {
             Some(i) => {
                 let read = held.reads.swap_remove(i);
                 drop(held);
-                answer(read.reply, Outcome::Error(libc::EINTR));
+                answer(read.reply, Outcome::Error(Errno::EINTR));
             }
             None => held.remember_interrupt(unique),
         }

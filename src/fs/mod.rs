@@ -186,6 +186,11 @@ impl GpioFs {
     }
 }
 
+/// The errno a FUSE reply carries for one of ours.
+fn fuse_errno(errno: nix::errno::Errno) -> fuser::Errno {
+    fuser::Errno::from_i32(errno as i32)
+}
+
 impl Shared {
     fn files(&self) -> RwLockReadGuard<'_, OpenFiles> {
         self.files.read().unwrap_or_else(|e| e.into_inner())

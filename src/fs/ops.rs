@@ -17,7 +17,7 @@ use fuser::{
 use super::attr::PAGE_SIZE;
 use super::files::OpenFile;
 use super::node::{ChipEntry, GpioEntry, Node};
-use super::{GpioFs, sys};
+use super::{GpioFs, fuse_errno, sys};
 
 /// How long the kernel may cache entries and attributes.
 const TTL: Duration = Duration::from_secs(1);
@@ -94,7 +94,7 @@ impl GpioFs {
         };
         let stream = match &line {
             Some(line) if is_events(node) => {
-                Some(line.subscribe().map_err(|e| Errno::from_i32(e.errno()))?)
+                Some(line.subscribe().map_err(|e| fuse_errno(e.errno()))?)
             }
             _ => None,
         };
@@ -316,7 +316,7 @@ impl Filesystem for GpioFs {
             self.shared
                 .read_text(&file, offset, size, |text| match text {
                     Ok(data) => reply.data(data),
-                    Err(code) => reply.error(Errno::from_i32(code)),
+                    Err(errno) => reply.error(fuse_errno(errno)),
                 });
         }
     }
@@ -368,9 +368,9 @@ impl Filesystem for GpioFs {
                     .send(Box::new(move |_| reply.written(written)));
             }
             Ok(()) => reply.written(written),
-            Err(code) => {
-                log::debug!("write {:?}: errno {code}", file.node);
-                reply.error(Errno::from_i32(code))
+            Err(errno) => {
+                log::debug!("write {:?}: {errno}", file.node);
+                reply.error(fuse_errno(errno))
             }
         }
     }

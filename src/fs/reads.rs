@@ -6,6 +6,7 @@ use super::content::value_text;
 use super::files::OpenFile;
 use super::held::Outcome;
 use crate::lock;
+use nix::errno::Errno;
 
 impl Shared {
     /// Whether a read at `offset` waits for data (see `hold`) instead of
@@ -20,7 +21,7 @@ impl Shared {
         if file.stream.is_some() {
             if let Some(data) = file.take_events(size as usize) {
                 return Some(if data.is_empty() {
-                    Outcome::Error(libc::EINVAL)
+                    Outcome::Error(Errno::EINVAL)
                 } else {
                     Outcome::Data(data)
                 });
@@ -43,7 +44,7 @@ impl Shared {
         file: &OpenFile,
         offset: u64,
         size: u32,
-        answer: impl FnOnce(Result<&[u8], i32>) -> T,
+        answer: impl FnOnce(Result<&[u8], Errno>) -> T,
     ) -> T {
         // `value` is a preallocated sysfs file: every read shows it afresh
         // and re-arms poll. The hot path: no lock is held while the backend

@@ -10,6 +10,7 @@ mod chips;
 mod line;
 pub mod pi;
 
+use nix::errno::Errno;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
@@ -39,13 +40,13 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn errno(&self) -> i32 {
+    pub fn errno(&self) -> Errno {
         match self {
-            Self::NoSuchLine | Self::NotExported => libc::EINVAL,
-            Self::Busy => libc::EBUSY,
-            Self::InputLine => libc::EPERM,
-            Self::EdgeOnOutput => libc::EIO,
-            Self::Gone => libc::ENODEV,
+            Self::NoSuchLine | Self::NotExported => Errno::EINVAL,
+            Self::Busy => Errno::EBUSY,
+            Self::InputLine => Errno::EPERM,
+            Self::EdgeOnOutput => Errno::EIO,
+            Self::Gone => Errno::ENODEV,
             Self::Backend(e) => e.errno,
         }
     }
@@ -253,7 +254,7 @@ impl Mux {
                 &LineConfig::default(),
             )
             .map_err(|e| {
-                if e.errno == libc::EBUSY {
+                if e.errno == Errno::EBUSY {
                     let holder = self
                         .backend
                         .line_usage(&chip.info.name, offset)

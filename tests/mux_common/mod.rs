@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use gpiofs::backend::sim::{SimBackend, SimChipSpec};
 use gpiofs::backend::{
-    Backend, BackendError, BackendEvent, ChipInfo, Direction, Edge, EdgeKind, EventSink,
+    Backend, BackendError, BackendEvent, ChipInfo, Direction, Edge, EdgeKind, Errno, EventSink,
     LineConfig, LineRequest, LineUsage,
 };
 use gpiofs::mux::{Listener, Mux, Notice, Options};
@@ -174,7 +174,7 @@ impl Backend for TestBackend {
             .lock()
             .unwrap()
             .take()
-            .ok_or_else(|| BackendError::new(libc::EBUSY, "started twice"))?;
+            .ok_or_else(|| BackendError::new(Errno::EBUSY, "started twice"))?;
         thread::Builder::new()
             .name("test-backend".into())
             .spawn(move || {
@@ -223,7 +223,7 @@ impl LineRequest for TestRequest {
     }
 
     fn set_value(&self, _value: bool) -> gpiofs::backend::Result<()> {
-        Err(BackendError::new(libc::EPERM, "an input"))
+        Err(BackendError::new(Errno::EPERM, "an input"))
     }
 
     fn direction(&self) -> gpiofs::backend::Result<Direction> {

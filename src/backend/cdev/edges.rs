@@ -1,6 +1,7 @@
 //! The epoll set of the event thread and the line request fds in it: how
 //! requests join and leave it, and how their edges are read.
 
+use nix::errno::Errno;
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,7 +66,7 @@ impl Watches {
         let fd = epoll.as_raw_fd();
         self.epoll
             .set(epoll)
-            .map_err(|_| BackendError::new(libc::EBUSY, "backend already started"))?;
+            .map_err(|_| BackendError::new(Errno::EBUSY, "backend already started"))?;
         Ok(fd)
     }
 
@@ -73,7 +74,7 @@ impl Watches {
         self.epoll
             .get()
             .map(AsRawFd::as_raw_fd)
-            .ok_or_else(|| BackendError::new(libc::EINVAL, "backend not started"))
+            .ok_or_else(|| BackendError::new(Errno::EINVAL, "backend not started"))
     }
 
     /// Puts a request fd into the epoll set.

@@ -40,6 +40,7 @@ mod sysfs;
 #[cfg(test)]
 mod test_dir;
 
+use nix::errno::Errno;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -120,7 +121,7 @@ impl Inner {
         lock(&self.chips)
             .get(name)
             .cloned()
-            .ok_or_else(|| BackendError::new(libc::ENODEV, format!("no chip {name}")))
+            .ok_or_else(|| BackendError::new(Errno::ENODEV, format!("no chip {name}")))
     }
 }
 
@@ -215,15 +216,15 @@ impl Backend for CdevBackend {
             .request()
             .map_err(|e| {
                 let mut e = cdev_error(context(), &e);
-                if e.errno == libc::ENOENT {
-                    e.errno = libc::ENODEV; // the device node is gone
+                if e.errno == Errno::ENOENT {
+                    e.errno = Errno::ENODEV; // the device node is gone
                 }
                 e
             })?;
         // gpiocdev opened the chip by path: if ours was removed meanwhile,
         // that path may be another chip now.
         if !handle.is_alive() {
-            return Err(BackendError::new(libc::ENODEV, format!("{chip} is gone")));
+            return Err(BackendError::new(Errno::ENODEV, format!("{chip} is gone")));
         }
         let fd = request.as_raw_fd();
         sys::set_nonblocking(fd).map_err(|e| io_error(context(), &e))?;
@@ -388,10 +389,10 @@ mod tests {
             .request("gpiochip0", 0, "t", &LineConfig::default())
             .err()
             .unwrap();
-        assert_eq!(e.errno, libc::EINVAL);
+        assert_eq!(e.errno, Errno::EINVAL);
         assert_eq!(
             backend.line_usage("gpiochip0", 0).unwrap_err().errno,
-            libc::ENODEV
+            Errno::ENODEV
         );
     }
 }
