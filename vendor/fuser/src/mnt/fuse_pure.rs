@@ -342,7 +342,7 @@ fn fuse_mount_fusermount(
     // TODO: do not ignore error.
     let _ = fcntl(&file, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
 
-    Ok((file, receive_socket))
+    Ok((file.moved_high(), receive_socket))
 }
 
 fn fuse_mount_mount_fusefs(
