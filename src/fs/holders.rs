@@ -31,9 +31,9 @@ pub(super) fn show(files: &[Arc<OpenFile>], out: &mut Vec<u8>) -> std::io::Resul
     for (pid, entries) in by_process {
         write!(out, "{pid} {}", comm(pid))?;
         // In the directory's order, whatever order they were opened in.
-        for (entry, name) in GPIO_ENTRIES {
-            if entries.contains(&entry) {
-                write!(out, " {name}")?;
+        for entry in &GPIO_ENTRIES {
+            if entries.contains(&entry.id) {
+                write!(out, " {}", entry.name)?;
             }
         }
         writeln!(out)?;

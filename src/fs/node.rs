@@ -8,51 +8,55 @@
 
 use fuser::FileType;
 
-/// Entries of a `gpiochip<BASE>` directory, and of a `chip<X>` one.
+/// Entries of a `gpiochip<BASE>` directory, and of a `chip<X>` one. The
+/// discriminant is the entry's part of its inode number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
 pub(super) enum ChipEntry {
-    Dir,
-    Base,
+    Dir = 0,
+    Base = 1,
     /// `chip<X>/export` and `unexport`: by hardware offset.
-    Export,
-    Unexport,
-    Label,
-    Ngpio,
-    Uevent,
-    Device,
+    Export = 2,
+    Unexport = 3,
+    Label = 4,
+    Ngpio = 5,
+    Uevent = 6,
+    Device = 7,
     /// `device/<chip name>` where `device` is synthesized.
-    DeviceChip,
-    Power,
-    Subsystem,
+    DeviceChip = 8,
+    Power = 9,
+    Subsystem = 10,
 }
 
-/// Entries of a `gpio<N>` directory.
+/// Entries of a `gpio<N>` directory; the discriminant as in [`ChipEntry`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
 pub(super) enum GpioEntry {
-    Dir,
-    Direction,
-    Value,
-    Edge,
-    ActiveLow,
-    Uevent,
-    Events,
-    Bias,
-    Drive,
-    DebounceUs,
-    Device,
-    Power,
-    Subsystem,
+    Dir = 0,
+    Direction = 1,
+    Value = 2,
+    Edge = 3,
+    ActiveLow = 4,
+    Uevent = 5,
+    Events = 6,
+    Bias = 7,
+    Drive = 8,
+    DebounceUs = 9,
+    Device = 10,
+    Power = 11,
+    Subsystem = 12,
     /// gpiofs: the processes with files of the line open.
-    Holders,
+    Holders = 13,
 }
 
 /// Entries of a simulated line's control directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
 pub(super) enum SimEntry {
-    Dir,
-    Pull,
-    Value,
-    Hog,
+    Dir = 0,
+    Pull = 1,
+    Value = 2,
+    Hog = 3,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -89,83 +93,160 @@ pub(super) enum Node {
     },
 }
 
-pub(super) const CHIP_ENTRIES: [(ChipEntry, &str); 9] = [
-    (ChipEntry::Dir, ""),
-    (ChipEntry::Base, "base"),
-    (ChipEntry::Label, "label"),
-    (ChipEntry::Ngpio, "ngpio"),
-    (ChipEntry::Uevent, "uevent"),
-    (ChipEntry::Device, "device"),
-    (ChipEntry::DeviceChip, ""),
-    (ChipEntry::Power, "power"),
-    (ChipEntry::Subsystem, "subsystem"),
+/// What an entry is when created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Kind {
+    Dir,
+    File,
+    Link,
+    /// A chip's `device`: a link where the chip has a sysfs device to lead
+    /// to, else a directory holding `<chip name>`.
+    Device,
+}
+
+/// One entry of a directory, as sysfs fixes it. As in kernfs, the mode
+/// says which operations a file has: no read bits, no show; no write
+/// bits, no store.
+pub(super) struct Entry<E: 'static> {
+    pub(super) id: E,
+    /// Empty for the directory itself and for `device/<chip name>`, which
+    /// are not listed by a fixed name.
+    pub(super) name: &'static str,
+    pub(super) kind: Kind,
+    pub(super) mode: u16,
+}
+
+const fn entry<E>(id: E, name: &'static str, kind: Kind, mode: u16) -> Entry<E> {
+    Entry {
+        id,
+        name,
+        kind,
+        mode,
+    }
+}
+
+const fn dir<E>(id: E, name: &'static str) -> Entry<E> {
+    entry(id, name, Kind::Dir, 0o755)
+}
+
+const fn link<E>(id: E, name: &'static str) -> Entry<E> {
+    entry(id, name, Kind::Link, 0o777)
+}
+
+const fn file<E>(id: E, name: &'static str, mode: u16) -> Entry<E> {
+    entry(id, name, Kind::File, mode)
+}
+
+// What `gpiochip<BASE>` and `chip<X>` have in common.
+const CHIP_DIR: Entry<ChipEntry> = dir(ChipEntry::Dir, "");
+const CHIP_LABEL: Entry<ChipEntry> = file(ChipEntry::Label, "label", 0o444);
+const CHIP_NGPIO: Entry<ChipEntry> = file(ChipEntry::Ngpio, "ngpio", 0o444);
+const CHIP_UEVENT: Entry<ChipEntry> = file(ChipEntry::Uevent, "uevent", 0o644);
+const CHIP_DEVICE: Entry<ChipEntry> = entry(ChipEntry::Device, "device", Kind::Device, 0o755);
+const CHIP_DEVICE_CHIP: Entry<ChipEntry> = dir(ChipEntry::DeviceChip, "");
+const CHIP_POWER: Entry<ChipEntry> = dir(ChipEntry::Power, "power");
+const CHIP_SUBSYSTEM: Entry<ChipEntry> = link(ChipEntry::Subsystem, "subsystem");
+
+pub(super) const CHIP_ENTRIES: [Entry<ChipEntry>; 9] = [
+    CHIP_DIR,
+    file(ChipEntry::Base, "base", 0o444),
+    CHIP_LABEL,
+    CHIP_NGPIO,
+    CHIP_UEVENT,
+    CHIP_DEVICE,
+    CHIP_DEVICE_CHIP,
+    CHIP_POWER,
+    CHIP_SUBSYSTEM,
 ];
 
 /// A `chip<X>` directory, as gpiolib-sysfs.c's gpiochip_ext_attrs and the
 /// class device give it.
-pub(super) const PER_CHIP_ENTRIES: [(ChipEntry, &str); 10] = [
-    (ChipEntry::Dir, ""),
-    (ChipEntry::Export, "export"),
-    (ChipEntry::Unexport, "unexport"),
-    (ChipEntry::Label, "label"),
-    (ChipEntry::Ngpio, "ngpio"),
-    (ChipEntry::Uevent, "uevent"),
-    (ChipEntry::Device, "device"),
-    (ChipEntry::DeviceChip, ""),
-    (ChipEntry::Power, "power"),
-    (ChipEntry::Subsystem, "subsystem"),
+pub(super) const PER_CHIP_ENTRIES: [Entry<ChipEntry>; 10] = [
+    CHIP_DIR,
+    file(ChipEntry::Export, "export", 0o200),
+    file(ChipEntry::Unexport, "unexport", 0o200),
+    CHIP_LABEL,
+    CHIP_NGPIO,
+    CHIP_UEVENT,
+    CHIP_DEVICE,
+    CHIP_DEVICE_CHIP,
+    CHIP_POWER,
+    CHIP_SUBSYSTEM,
 ];
 
 /// A `chip<X>/gpio<OFFSET>` directory: an attribute group, only these two.
-pub(super) const PER_CHIP_LINE_ENTRIES: [(GpioEntry, &str); 3] = [
-    (GpioEntry::Dir, ""),
-    (GpioEntry::Direction, "direction"),
-    (GpioEntry::Value, "value"),
+pub(super) const PER_CHIP_LINE_ENTRIES: [Entry<GpioEntry>; 3] = [
+    dir(GpioEntry::Dir, ""),
+    file(GpioEntry::Direction, "direction", 0o644),
+    file(GpioEntry::Value, "value", 0o644),
 ];
 
-pub(super) const GPIO_ENTRIES: [(GpioEntry, &str); 14] = [
-    (GpioEntry::Dir, ""),
-    (GpioEntry::Direction, "direction"),
-    (GpioEntry::Value, "value"),
-    (GpioEntry::Edge, "edge"),
-    (GpioEntry::ActiveLow, "active_low"),
-    (GpioEntry::Uevent, "uevent"),
-    (GpioEntry::Events, "events"),
-    (GpioEntry::Bias, "bias"),
-    (GpioEntry::Drive, "drive"),
-    (GpioEntry::DebounceUs, "debounce_us"),
-    (GpioEntry::Device, "device"),
-    (GpioEntry::Power, "power"),
-    (GpioEntry::Subsystem, "subsystem"),
-    (GpioEntry::Holders, "holders"),
+pub(super) const GPIO_ENTRIES: [Entry<GpioEntry>; 14] = [
+    dir(GpioEntry::Dir, ""),
+    file(GpioEntry::Direction, "direction", 0o644),
+    file(GpioEntry::Value, "value", 0o644),
+    file(GpioEntry::Edge, "edge", 0o644),
+    file(GpioEntry::ActiveLow, "active_low", 0o644),
+    file(GpioEntry::Uevent, "uevent", 0o644),
+    file(GpioEntry::Events, "events", 0o444),
+    file(GpioEntry::Bias, "bias", 0o644),
+    file(GpioEntry::Drive, "drive", 0o644),
+    file(GpioEntry::DebounceUs, "debounce_us", 0o644),
+    link(GpioEntry::Device, "device"),
+    dir(GpioEntry::Power, "power"),
+    link(GpioEntry::Subsystem, "subsystem"),
+    file(GpioEntry::Holders, "holders", 0o444),
 ];
 
-pub(super) const SIM_ENTRIES: [(SimEntry, &str); 4] = [
-    (SimEntry::Dir, ""),
-    (SimEntry::Pull, "pull"),
-    (SimEntry::Value, "value"),
-    (SimEntry::Hog, "hog"),
+pub(super) const SIM_ENTRIES: [Entry<SimEntry>; 4] = [
+    dir(SimEntry::Dir, ""),
+    file(SimEntry::Pull, "pull", 0o644),
+    file(SimEntry::Value, "value", 0o444),
+    file(SimEntry::Hog, "hog", 0o644),
 ];
 
-fn index_of<T: PartialEq>(table: &[(T, &str)], entry: T) -> u64 {
-    table.iter().position(|(e, _)| *e == entry).unwrap_or(0) as u64
+/// The entry of a table with id `id`.
+fn find<E: Copy + PartialEq>(table: &'static [Entry<E>], id: E) -> Option<&'static Entry<E>> {
+    table.iter().find(|e| e.id == id)
+}
+
+/// The entry of a table whose id has discriminant `index` (from an inode
+/// number).
+fn find_index<E: Copy + Into<u8>>(table: &'static [Entry<E>], index: u64) -> Option<E> {
+    table
+        .iter()
+        .find(|e| u64::from(e.id.into()) == index)
+        .map(|e| e.id)
 }
 
 /// A named child entry of a directory table (not the directory itself).
-pub(super) fn entry_named<T: Copy>(table: &[(T, &'static str)], name: &str) -> Option<T> {
+pub(super) fn entry_named<E: Copy>(table: &[Entry<E>], name: &str) -> Option<E> {
     table
         .iter()
-        .skip(1)
-        .find(|(_, n)| !n.is_empty() && *n == name)
-        .map(|&(e, _)| e)
+        .find(|e| !e.name.is_empty() && e.name == name)
+        .map(|e| e.id)
 }
 
 /// The listable children of a directory table.
-pub(super) fn entry_names<'a, T: Copy>(
-    table: &'a [(T, &'static str)],
-) -> impl Iterator<Item = (T, &'static str)> + 'a {
-    table.iter().skip(1).filter(|(_, n)| !n.is_empty()).copied()
+pub(super) fn entry_names<E: Copy>(
+    table: &[Entry<E>],
+) -> impl Iterator<Item = (E, &'static str)> + '_ {
+    table
+        .iter()
+        .filter(|e| !e.name.is_empty())
+        .map(|e| (e.id, e.name))
 }
+
+macro_rules! discriminant_into_u8 {
+    ($($t:ty),*) => {$(
+        impl From<$t> for u8 {
+            fn from(entry: $t) -> u8 {
+                entry as u8
+            }
+        }
+    )*};
+}
+discriminant_into_u8!(ChipEntry, GpioEntry, SimEntry);
 
 const ROOT: u64 = 1;
 const EXPORT: u64 = 2;
@@ -195,7 +276,7 @@ pub(super) enum Ino {
 
 impl Ino {
     pub(super) fn decode(ino: u64) -> Option<Ino> {
-        let low = (ino & 0xff) as usize;
+        let low = ino & 0xff;
         let mid = ((ino >> 8) & 0xffff_ffff) as u32;
         Some(Ino::Node(match (ino >> TAG_SHIFT, ino) {
             (0, ROOT) => Node::Root,
@@ -204,25 +285,25 @@ impl Ino {
             (0, SIM) => Node::Sim,
             (TAG_CHIP, _) => Node::Chip {
                 id: mid,
-                entry: CHIP_ENTRIES.get(low)?.0,
+                entry: find_index(&CHIP_ENTRIES, low)?,
             },
             (TAG_GPIO, _) => {
                 return Some(Ino::LineEntry {
                     serial: (ino >> 8) & SERIAL_MASK,
-                    entry: GPIO_ENTRIES.get(low)?.0,
+                    entry: find_index(&GPIO_ENTRIES, low)?,
                     per_chip: false,
                 });
             }
             (TAG_PER_CHIP_LINE, _) => {
                 return Some(Ino::LineEntry {
                     serial: (ino >> 8) & SERIAL_MASK,
-                    entry: PER_CHIP_LINE_ENTRIES.get(low)?.0,
+                    entry: find_index(&PER_CHIP_LINE_ENTRIES, low)?,
                     per_chip: true,
                 });
             }
             (TAG_PER_CHIP, _) => Node::PerChip {
                 id: mid,
-                entry: PER_CHIP_ENTRIES.get(low)?.0,
+                entry: find_index(&PER_CHIP_ENTRIES, low)?,
             },
             (TAG_SIM_CHIP, _) => Node::SimChip {
                 chip: (ino & 0xffff_ffff) as u32,
@@ -230,7 +311,7 @@ impl Ino {
             (TAG_SIM_LINE, _) => Node::SimLine {
                 chip: ((ino >> 40) & 0xffff) as u32,
                 offset: ((ino >> 8) & 0xffff_ffff) as u32,
-                entry: SIM_ENTRIES.get(low)?.0,
+                entry: find_index(&SIM_ENTRIES, low)?,
             },
             _ => return None,
         }))
@@ -249,11 +330,9 @@ impl Node {
             Node::Export => EXPORT,
             Node::Unexport => UNEXPORT,
             Node::Sim => SIM,
-            Node::Chip { id, entry } => {
-                TAG_CHIP << TAG_SHIFT | u64::from(id) << 8 | index_of(&CHIP_ENTRIES, entry)
-            }
+            Node::Chip { id, entry } => TAG_CHIP << TAG_SHIFT | u64::from(id) << 8 | entry as u64,
             Node::Gpio { entry, .. } => {
-                TAG_GPIO << TAG_SHIFT | (serial & SERIAL_MASK) << 8 | index_of(&GPIO_ENTRIES, entry)
+                TAG_GPIO << TAG_SHIFT | (serial & SERIAL_MASK) << 8 | entry as u64
             }
             Node::SimChip { chip } => TAG_SIM_CHIP << TAG_SHIFT | u64::from(chip),
             Node::SimLine {
@@ -264,138 +343,62 @@ impl Node {
                 TAG_SIM_LINE << TAG_SHIFT
                     | u64::from(chip) << 40
                     | u64::from(offset) << 8
-                    | index_of(&SIM_ENTRIES, entry)
+                    | entry as u64
             }
             Node::PerChip { id, entry } => {
-                TAG_PER_CHIP << TAG_SHIFT | u64::from(id) << 8 | index_of(&PER_CHIP_ENTRIES, entry)
+                TAG_PER_CHIP << TAG_SHIFT | u64::from(id) << 8 | entry as u64
             }
             Node::PerChipLine { entry, .. } => {
-                TAG_PER_CHIP_LINE << TAG_SHIFT
-                    | (serial & SERIAL_MASK) << 8
-                    | index_of(&PER_CHIP_LINE_ENTRIES, entry)
+                TAG_PER_CHIP_LINE << TAG_SHIFT | (serial & SERIAL_MASK) << 8 | entry as u64
             }
+        }
+    }
+
+    /// What the node is when created, and its mode.
+    fn spec(self) -> (Kind, u16) {
+        fn of<E: Copy + PartialEq>(table: &'static [Entry<E>], id: E) -> (Kind, u16) {
+            find(table, id).map_or((Kind::File, 0), |e| (e.kind, e.mode))
+        }
+        match self {
+            Node::Root | Node::Sim | Node::SimChip { .. } => (Kind::Dir, 0o755),
+            Node::Export | Node::Unexport => (Kind::File, 0o200),
+            Node::Chip { entry, .. } => of(&CHIP_ENTRIES, entry),
+            Node::PerChip { entry, .. } => of(&PER_CHIP_ENTRIES, entry),
+            Node::Gpio { entry, .. } => of(&GPIO_ENTRIES, entry),
+            Node::PerChipLine { entry, .. } => of(&PER_CHIP_LINE_ENTRIES, entry),
+            Node::SimLine { entry, .. } => of(&SIM_ENTRIES, entry),
         }
     }
 
     /// Regular file, directory or symlink. `device` of a chip is a link
     /// only where the chip has a real sysfs device to lead to.
     pub(super) fn kind(self, device_is_link: bool) -> FileType {
-        match self {
-            Node::Root
-            | Node::Sim
-            | Node::SimChip { .. }
-            | Node::SimLine {
-                entry: SimEntry::Dir,
-                ..
-            }
-            | Node::Chip {
-                entry: ChipEntry::Dir | ChipEntry::DeviceChip | ChipEntry::Power,
-                ..
-            }
-            | Node::PerChip {
-                entry: ChipEntry::Dir | ChipEntry::DeviceChip | ChipEntry::Power,
-                ..
-            }
-            | Node::Gpio {
-                entry: GpioEntry::Dir | GpioEntry::Power,
-                ..
-            }
-            | Node::PerChipLine {
-                entry: GpioEntry::Dir,
-                ..
-            } => FileType::Directory,
-            Node::Chip {
-                entry: ChipEntry::Device,
-                ..
-            }
-            | Node::PerChip {
-                entry: ChipEntry::Device,
-                ..
-            } if !device_is_link => FileType::Directory,
-            Node::Chip {
-                entry: ChipEntry::Device | ChipEntry::Subsystem,
-                ..
-            }
-            | Node::PerChip {
-                entry: ChipEntry::Device | ChipEntry::Subsystem,
-                ..
-            }
-            | Node::Gpio {
-                entry: GpioEntry::Device | GpioEntry::Subsystem,
-                ..
-            } => FileType::Symlink,
-            _ => FileType::RegularFile,
+        match self.spec().0 {
+            Kind::Dir => FileType::Directory,
+            Kind::File => FileType::RegularFile,
+            Kind::Link => FileType::Symlink,
+            Kind::Device if device_is_link => FileType::Symlink,
+            Kind::Device => FileType::Directory,
         }
     }
 
     /// The sysfs mode a node is created with.
     pub(super) fn default_mode(self, kind: FileType) -> u16 {
-        match (self, kind) {
-            (_, FileType::Directory) => 0o755,
-            (_, FileType::Symlink) => 0o777,
-            (
-                Node::Export
-                | Node::Unexport
-                | Node::PerChip {
-                    entry: ChipEntry::Export | ChipEntry::Unexport,
-                    ..
-                },
-                _,
-            ) => 0o200,
-            (
-                Node::Chip {
-                    entry: ChipEntry::Base | ChipEntry::Label | ChipEntry::Ngpio,
-                    ..
-                }
-                | Node::PerChip {
-                    entry: ChipEntry::Label | ChipEntry::Ngpio,
-                    ..
-                }
-                | Node::Gpio {
-                    entry: GpioEntry::Events | GpioEntry::Holders,
-                    ..
-                }
-                | Node::SimLine {
-                    entry: SimEntry::Value,
-                    ..
-                },
-                _,
-            ) => 0o444,
-            _ => 0o644,
+        match kind {
+            FileType::Directory => 0o755,
+            FileType::Symlink => 0o777,
+            _ => self.spec().1,
         }
     }
 
     /// Whether the node has a store operation at all (kernfs's has_write).
     pub(super) fn writable(self) -> bool {
-        !matches!(
-            self,
-            Node::Chip {
-                entry: ChipEntry::Base | ChipEntry::Label | ChipEntry::Ngpio,
-                ..
-            } | Node::PerChip {
-                entry: ChipEntry::Label | ChipEntry::Ngpio,
-                ..
-            } | Node::Gpio {
-                entry: GpioEntry::Events | GpioEntry::Holders,
-                ..
-            } | Node::SimLine {
-                entry: SimEntry::Value,
-                ..
-            }
-        )
+        self.spec().1 & 0o222 != 0
     }
 
     /// Whether the node has a show operation at all (kernfs's has_read).
     pub(super) fn readable(self) -> bool {
-        !matches!(
-            self,
-            Node::Export
-                | Node::Unexport
-                | Node::PerChip {
-                    entry: ChipEntry::Export | ChipEntry::Unexport,
-                    ..
-                }
-        )
+        self.spec().1 & 0o444 != 0
     }
 
     /// The line a node belongs to, for gpio directory entries (of

@@ -5,7 +5,7 @@ use fuser::FileType;
 
 use super::Shared;
 use super::node::{
-    self, CHIP_ENTRIES, ChipEntry, GPIO_ENTRIES, GpioEntry, Ino, Node, PER_CHIP_ENTRIES,
+    self, CHIP_ENTRIES, ChipEntry, Entry, GPIO_ENTRIES, GpioEntry, Ino, Node, PER_CHIP_ENTRIES,
     PER_CHIP_LINE_ENTRIES, SIM_ENTRIES, SimEntry,
 };
 use crate::mux::Chip;
@@ -409,7 +409,7 @@ impl Shared {
 }
 
 /// The listable entries of a directory table, as nodes made by `make`.
-fn entries<T: Copy>(table: &[(T, &'static str)], make: impl Fn(T) -> Node) -> Vec<(Node, String)> {
+fn entries<E: Copy>(table: &[Entry<E>], make: impl Fn(E) -> Node) -> Vec<(Node, String)> {
     node::entry_names(table)
         .map(|(entry, name)| (make(entry), name.to_string()))
         .collect()
