@@ -29,11 +29,9 @@ mod stat;
 mod sys;
 mod tree;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::SystemTime;
 
 use crossbeam_channel::Sender;
 use fuser::Notifier;
@@ -43,7 +41,7 @@ use content::Attributes;
 pub use control::ControlTree;
 use files::OpenFiles;
 use held::HeldReads;
-use stat::Meta;
+use stat::MetaTable;
 
 /// Which of the kernel's two sysfs GPIO interfaces the tree shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -101,8 +99,7 @@ struct Shared {
     mux: Arc<Mux>,
     sim: Option<Arc<dyn ControlTree>>,
     options: FsOptions,
-    started: SystemTime,
-    meta: Mutex<HashMap<u64, Meta>>,
+    meta: MetaTable,
     files: RwLock<OpenFiles>,
     held: Mutex<HeldReads>,
     notifier: OnceLock<Notifier>,
@@ -151,12 +148,12 @@ impl GpioFs {
     ) -> std::io::Result<(GpioFs, FsHandle)> {
         let (tasks, tasks_rx) = crossbeam_channel::unbounded();
         let (touches, touch_wake) = notify::Touches::new();
+        let meta = MetaTable::new(options.uid, options.gid, options.group);
         let shared = Arc::new(Shared {
             mux,
             sim,
             options,
-            started: SystemTime::now(),
-            meta: Mutex::new(HashMap::new()),
+            meta,
             files: RwLock::new(OpenFiles::default()),
             held: Mutex::default(),
             notifier: OnceLock::new(),

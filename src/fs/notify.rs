@@ -80,7 +80,7 @@ impl Listener for Shared {
 
 /// Drops what the kernel and we remember of an unexported line's nodes.
 fn forget_line(shared: &Shared, global: u32, serial: u64) {
-    shared.forget_meta(serial);
+    shared.meta.forget_export(serial);
     let Some(notifier) = shared.notifier.get() else {
         return;
     };

@@ -1,6 +1,8 @@
 //! What stat shows of a node: its FileAttr, with the owner, mode and
 //! times that chown, chmod and utimes leave.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use fuser::{FileAttr, FileType, INodeNo, TimeOrNow};
@@ -50,35 +52,68 @@ impl Meta {
     }
 }
 
-impl Shared {
-    /// A node's owner, mode and times: as last changed, else as created.
-    pub(super) fn meta(&self, node: Node, kind: FileType) -> Meta {
-        if let Some(meta) = lock(&self.meta).get(&self.ino(node)) {
+/// The owner, mode and times of every node: as created, or as chown,
+/// chmod and utimes left them (kept by inode number).
+pub(super) struct MetaTable {
+    changed: Mutex<HashMap<u64, Meta>>,
+    uid: u32,
+    gid: u32,
+    /// `--group`: the group's rights copy the owner's.
+    group: Option<u32>,
+    /// When the tree was mounted: every node's times until changed.
+    pub(super) created: SystemTime,
+}
+
+impl MetaTable {
+    pub(super) fn new(uid: u32, gid: u32, group: Option<u32>) -> Self {
+        MetaTable {
+            changed: Mutex::default(),
+            uid,
+            gid,
+            group,
+            created: SystemTime::now(),
+        }
+    }
+
+    /// What node `ino` (a `kind` made from `node`) shows now.
+    pub(super) fn get(&self, ino: u64, node: Node, kind: FileType) -> Meta {
+        if let Some(meta) = lock(&self.changed).get(&ino) {
             return *meta;
         }
         let mut mode = node.default_mode(kind);
-        if self.options.group.is_some() && kind != FileType::Symlink {
+        if self.group.is_some() && kind != FileType::Symlink {
             mode |= (mode & 0o700) >> 3;
         }
         Meta {
-            uid: self.options.uid,
-            gid: self.options.group.unwrap_or(self.options.gid),
+            uid: self.uid,
+            gid: self.group.unwrap_or(self.gid),
             mode,
-            atime: self.started,
-            mtime: self.started,
-            ctime: self.started,
+            atime: self.created,
+            mtime: self.created,
+            ctime: self.created,
         }
     }
 
-    pub(super) fn set_meta(&self, node: Node, meta: Meta) {
-        lock(&self.meta).insert(self.ino(node), meta);
+    pub(super) fn set(&self, ino: u64, meta: Meta) {
+        lock(&self.changed).insert(ino, meta);
     }
 
     /// Forgets what chown, chmod and utimes did to an unexported line.
-    pub(super) fn forget_meta(&self, serial: u64) {
-        lock(&self.meta).retain(|&ino, _| {
+    pub(super) fn forget_export(&self, serial: u64) {
+        lock(&self.changed).retain(|&ino, _| {
             !matches!(Ino::decode(ino), Some(Ino::LineEntry { serial: s, .. }) if s == serial)
         });
+    }
+}
+
+impl Shared {
+    /// A node's owner, mode and times now.
+    pub(super) fn meta(&self, node: Node, kind: FileType) -> Meta {
+        self.meta.get(self.ino(node), node, kind)
+    }
+
+    pub(super) fn set_meta(&self, node: Node, meta: Meta) {
+        self.meta.set(self.ino(node), meta);
     }
 
     pub(super) fn attr(&self, node: Node) -> Option<FileAttr> {
@@ -101,7 +136,7 @@ impl Shared {
             atime: meta.atime,
             mtime: meta.mtime,
             ctime: meta.ctime,
-            crtime: self.started,
+            crtime: self.meta.created,
             kind,
             perm: meta.mode,
             nlink: if kind == FileType::Directory { 2 } else { 1 },
