@@ -225,6 +225,11 @@ impl OpenFiles {
         self.by_fh.values().find(|f| f.ino() == ino).map(|f| f.node)
     }
 
+    /// Whether any file of the line is open.
+    pub(super) fn has_line(&self, global: u32) -> bool {
+        self.by_line.contains_key(&global)
+    }
+
     /// Open files of one line.
     pub(super) fn of_line(&self, global: u32) -> Vec<Arc<OpenFile>> {
         self.by_line

@@ -1,16 +1,21 @@
 //! Turns multiplexer notices into what FUSE clients see: poll wake-ups,
 //! finished held reads, dropped directory entries, and inotify IN_MODIFY.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsStr;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use fuser::INodeNo;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 
+use super::files::OpenFile;
 use super::node::{ChipEntry, GpioEntry, Node};
 use super::tree::device_number;
 use super::{Shared, sys};
@@ -35,7 +40,7 @@ pub(super) fn spawn(
             let tid = nix::unistd::gettid().as_raw() as u32;
             toucher.toucher_tid.store(tid, Ordering::Relaxed);
             run_at_idle_priority();
-            touch_values(&toucher.options.mountpoint, &toucher.touches, &touch)
+            touch_values(&toucher, &touch)
         })?;
     Ok(())
 }
@@ -71,6 +76,7 @@ impl Listener for Shared {
                         file.wake_pollers();
                     }
                     shared.complete_held(global);
+                    shared.touches.let_go(global);
                     forget_line(shared, global, serial);
                 }));
             }
@@ -131,8 +137,10 @@ fn run_at_idle_priority() {
 
 /// Lines waiting for an inotify touch: a set, so a burst of edges costs
 /// one touch per line and no memory, and one pending wake-up at most.
+/// `let_go` holds lines whose kept `value` handle may have to be closed.
 pub(super) struct Touches {
     lines: Mutex<BTreeSet<u32>>,
+    let_go: Mutex<BTreeSet<u32>>,
     wake: Sender<()>,
 }
 
@@ -141,6 +149,7 @@ impl Touches {
         let (wake, woken) = bounded(1);
         let touches = Self {
             lines: Mutex::default(),
+            let_go: Mutex::default(),
             wake,
         };
         (touches, woken)
@@ -152,8 +161,22 @@ impl Touches {
         }
     }
 
-    fn take(&self) -> BTreeSet<u32> {
-        std::mem::take(&mut *lock(&self.lines))
+    fn let_go(&self, global: u32) {
+        if lock(&self.let_go).insert(global) {
+            let _ = self.wake.try_send(());
+        }
+    }
+}
+
+impl Shared {
+    /// Called after an open file left the table: once a line has no open
+    /// files, the inotify helper must not keep the mount busy for it.
+    pub(super) fn file_closed(&self, file: &OpenFile) {
+        if let Some(global) = file.node.line()
+            && !self.files().has_line(global)
+        {
+            self.touches.let_go(global);
+        }
     }
 }
 
@@ -161,13 +184,73 @@ impl Touches {
 /// any truncate through the mount. So this thread truncates the value file
 /// of every line that had an event, and `setattr` ignores its requests
 /// (by thread id).
-fn touch_values(mountpoint: &std::path::Path, touches: &Touches, woken: &Receiver<()>) {
+///
+/// While a line has open files (the mount is busy anyway), the thread
+/// keeps an O_PATH handle of its `value` and truncates through
+/// /proc/self/fd: one SETATTR, without the path walk and the root's
+/// GETATTR. O_PATH raises no IN_OPEN or IN_CLOSE and sends no FUSE open.
+/// Otherwise it truncates by path and holds nothing, so an idle mount
+/// unmounts.
+fn touch_values(shared: &Shared, woken: &Receiver<()>) {
+    let mut kept = HashMap::new();
     while woken.recv().is_ok() {
-        for global in touches.take() {
-            let path = mountpoint.join(format!("gpio{global}/value"));
-            if let Err(e) = nix::unistd::truncate(&path, 0) {
-                log::debug!("inotify touch of gpio{global}: {e}");
+        for global in std::mem::take(&mut *lock(&shared.touches.let_go)) {
+            let serial = shared.mux.line(global).map(|line| line.serial);
+            if !shared.files().has_line(global)
+                || kept
+                    .get(&global)
+                    .is_some_and(|k: &Kept| Some(k.serial) != serial)
+            {
+                kept.remove(&global);
             }
         }
+        for global in std::mem::take(&mut *lock(&shared.touches.lines)) {
+            touch_value(shared, &mut kept, global);
+        }
+    }
+}
+
+/// A kept O_PATH handle of a line's `value`, and the export it names.
+struct Kept {
+    serial: u64,
+    fd: OwnedFd,
+}
+
+fn touch_value(shared: &Shared, kept: &mut HashMap<u32, Kept>, global: u32) {
+    let path = shared
+        .options
+        .mountpoint
+        .join(format!("gpio{global}/value"));
+    if !shared.files().has_line(global) {
+        kept.remove(&global);
+        return truncate(&path, global);
+    }
+    if let Some(k) = kept.get(&global) {
+        match nix::unistd::truncate(&proc_fd_path(&k.fd), 0) {
+            Ok(()) => return,
+            // A re-export since: the handle names the old inode.
+            Err(e) => log::debug!("inotify touch of kept gpio{global}/value: {e}"),
+        }
+        kept.remove(&global);
+    }
+    let Some(serial) = shared.mux.line(global).map(|line| line.serial) else {
+        return;
+    };
+    match nix::fcntl::open(&path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()) {
+        Ok(fd) => {
+            truncate(&proc_fd_path(&fd), global);
+            kept.insert(global, Kept { serial, fd });
+        }
+        Err(e) => log::debug!("inotify handle of gpio{global}/value: {e}"),
+    }
+}
+
+fn proc_fd_path(fd: &OwnedFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+fn truncate(path: &Path, global: u32) {
+    if let Err(e) = nix::unistd::truncate(path, 0) {
+        log::debug!("inotify touch of gpio{global}: {e}");
     }
 }
