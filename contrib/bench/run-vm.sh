@@ -17,9 +17,14 @@
 #                              over the kernel's and the floor's) and the
 #                              targets, met or not
 #
-# usage: contrib/bench/run-vm.sh [--out DIR] [--quick] [--only "kernel gpiofs ..."]
-#   --out DIR     results directory [default: target/bench/vm-<date>-<time>,
-#                 and target/bench/vm-latest points at it]
+# usage: contrib/bench/run-vm.sh [--arch ARCH] [--out DIR] [--quick] [--only "kernel gpiofs ..."]
+#   --arch ARCH   amd64 (default) or arm64: an emulated arm64 guest (Linux
+#                 7.3, tests/vm/arm) running cross-built binaries; there
+#                 the default --only is "kernel floor gpiofs" (the proxy's
+#                 venv holds amd64 C extensions)
+#   --out DIR     results directory [default: target/bench/vm-<date>-<time>
+#                 (vm-arm64-... for arm64), and target/bench/vm-latest
+#                 (vm-arm64-latest) points at it]
 #   --quick       a smoke run of the whole pipeline (numbers mean nothing)
 #   --only LIST   run only these of: kernel floor gpiofs proxy
 # Environment:
@@ -279,7 +284,9 @@ guest() {
 	# shellcheck source=tests/vm/gpio-sim.sh disable=SC1091
 	source "$REPO/tests/vm/gpio-sim.sh"
 	export PYTHONDONTWRITEBYTECODE=1
-	local bench=$REPO/target/release/gpiofs-bench
+	# the guest's binaries: target/release, or the cross build's directory
+	local bin=$REPO/${GPIOFS_BENCH_BIN_DIR:-target/release}
+	local bench=$bin/gpiofs-bench
 	local only=" ${GPIOFS_BENCH_ONLY:-kernel floor gpiofs proxy} "
 	local edges=${GPIOFS_BENCH_EDGES:-2000} e1024=${GPIOFS_BENCH_EDGES_1024:-2000}
 	local secs=${GPIOFS_BENCH_SECS:-3}
@@ -317,7 +324,7 @@ guest() {
 		mkdir -p "$fmnt"
 		# edges of the input line itself (released when the floor exits,
 		# before gpiofs requests it)
-		"$REPO/target/release/fuse_floor" "$fmnt" --edges "/dev/$chip:0" >"$out/floor.log" 2>&1 &
+		"$bin/fuse_floor" "$fmnt" --edges "/dev/$chip:0" >"$out/floor.log" 2>&1 &
 		fpid=$!
 		if wait_for "$fmnt/value" "$fpid" 60; then
 			run_bench floor --value-file "$fmnt/value" --trigger "$trigger" "${common[@]}"
@@ -330,7 +337,7 @@ guest() {
 
 	if [[ $only == *" gpiofs "* ]]; then
 		local gmnt=/tmp/bench-gpiofs gpid gbase
-		"$REPO/target/release/gpiofs" "$gmnt" >"$out/gpiofs.log" 2>&1 &
+		"$bin/gpiofs" "$gmnt" >"$out/gpiofs.log" 2>&1 &
 		gpid=$!
 		if wait_for "$gmnt/export" "$gpid" 60 && gbase=$(wait_chip "$gmnt" bench "$gpid" 30); then
 			run_bench gpiofs --class-dir "$gmnt" --input "$gbase" --output $((gbase + 1)) \
@@ -384,8 +391,10 @@ usage() {
 	exit 2
 }
 OUT=
+ARCH=amd64
 while (($#)); do
 	case $1 in
+	--arch) ARCH=${2:?--arch needs amd64 or arm64}; shift 2 ;;
 	--out) OUT=${2:?--out needs a directory}; shift 2 ;;
 	--quick) export GPIOFS_BENCH_QUICK=1; shift ;;
 	--only) export GPIOFS_BENCH_ONLY=${2:?}; shift 2 ;;
@@ -395,7 +404,18 @@ while (($#)); do
 done
 cd "$REPO"
 T0=$SECONDS
-OUT=$(results_dir vm "$OUT")
+case $ARCH in
+amd64) OUT=$(results_dir vm "$OUT") ;;
+arm64)
+	OUT=$(results_dir vm-arm64 "$OUT")
+	export GPIOFS_VM_ARCH=arm64 GPIOFS_BENCH_ONLY=${GPIOFS_BENCH_ONLY:-kernel floor gpiofs}
+	log "contrib/cross/build.sh arm64 (gpiofs, gpiofs-bench, fuse_floor)"
+	GPIOFS_BENCH_BIN_DIR=$(contrib/cross/build.sh arm64 --workspace --bins) ||
+		die "the arm64 cross build failed"
+	export GPIOFS_BENCH_BIN_DIR
+	;;
+*) die "--arch must be amd64 or arm64, not '$ARCH'" ;;
+esac
 
 # Debian packages: pyfuse3 builds against libfuse3 (pkg-config), the venv
 # uses the system python (the VM runs /usr/bin/python3: fast to start there).

@@ -162,6 +162,21 @@ impl fmt::Display for BackendError {
     }
 }
 
+impl BackendError {
+    /// How loudly to log this error: a rejection a user's request caused
+    /// (the line is held elsewhere, not allowed, gone in an unplug, or the
+    /// value is invalid) is worth a debug line; a fault of the system, a
+    /// warning.
+    pub fn log_level(&self) -> log::Level {
+        match self.errno {
+            libc::EBUSY | libc::EPERM | libc::EACCES | libc::ENODEV | libc::EINVAL => {
+                log::Level::Debug
+            }
+            _ => log::Level::Warn,
+        }
+    }
+}
+
 impl std::error::Error for BackendError {}
 
 pub type Result<T> = std::result::Result<T, BackendError>;

@@ -6,6 +6,7 @@
 //! (taken by a signal thread, blocked everywhere else) and the end of the
 //! FUSE session (an external `umount`), both as messages on one channel.
 
+mod control;
 pub mod mounts;
 
 use std::collections::HashMap;
@@ -21,7 +22,7 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
 use crate::backend::Backend;
 use crate::backend::cdev::CdevBackend;
 use crate::backend::sim::{SimBackend, SimChipSpec};
-use crate::fs::{FsOptions, GpioFs};
+use crate::fs::{ControlTree, FsOptions, GpioFs};
 use crate::mux::{Mux, Options, pi};
 use crate::systemd;
 use mounts::{OurMount, Unmounted};
@@ -128,8 +129,8 @@ pub fn run(config: Config) -> Result<(), Error> {
         abi: config.abi,
     };
     let (endings, ended) = unbounded();
-    let (fs, handle) =
-        GpioFs::new(mux, sim, fs_options).map_err(|e| Error::Setup(format!("start: {e}")))?;
+    let (fs, handle) = GpioFs::new(mux, sim.map(|sim| sim as Arc<dyn ControlTree>), fs_options)
+        .map_err(|e| Error::Setup(format!("start: {e}")))?;
     let fs = fs.on_session_end(session_end_sender(&endings));
     let session = Session::new(fs, &mountpoint, &fuse_config(&config)?)
         .map_err(|e| Error::Mount(mountpoint.display().to_string(), e))?;

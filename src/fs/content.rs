@@ -5,16 +5,16 @@ use std::io::Write;
 use std::sync::{Arc, RwLock};
 
 use super::attr::{self, BIASES, DRIVES, EDGES, keyword, kstrtol, kstrtouint, name_of};
+use super::control::ControlTree;
 use super::files::OpenFiles;
 use super::holders;
 use super::node::{ChipEntry, GpioEntry, Node, SimEntry};
-use crate::backend::sim::SimBackend;
 use crate::mux::{Line, Mux, OutputLevel};
 
 /// Everything the attribute operations need.
 pub(super) struct Attributes<'a> {
     pub(super) mux: &'a Mux,
-    pub(super) sim: Option<&'a SimBackend>,
+    pub(super) sim: Option<&'a dyn ControlTree>,
     pub(super) files: &'a RwLock<OpenFiles>,
 }
 
@@ -40,7 +40,7 @@ pub(super) fn value_text(line: Option<&Arc<Line>>) -> Result<&'static [u8]> {
 
 impl Attributes<'_> {
     /// The simulator and the label of its chip number `chip`.
-    fn sim_chip(&self, chip: u32) -> Result<(&SimBackend, String)> {
+    fn sim_chip(&self, chip: u32) -> Result<(&dyn ControlTree, String)> {
         let sim = self.sim.ok_or(libc::ENOENT)?;
         let label = sim
             .chips()
@@ -98,15 +98,14 @@ impl Attributes<'_> {
                 entry,
             } => {
                 let (sim, label) = self.sim_chip(chip)?;
-                let err = |e: crate::backend::BackendError| e.errno;
                 match entry {
-                    SimEntry::Pull => out.write_all(if sim.pull(&label, offset).map_err(err)? {
+                    SimEntry::Pull => out.write_all(if sim.pull(&label, offset)? {
                         b"pull-up\n"
                     } else {
                         b"pull-down\n"
                     }),
-                    SimEntry::Value => out.write_all(flag(sim.level(&label, offset).map_err(err)?)),
-                    SimEntry::Hog => match sim.hog(&label, offset).map_err(err)? {
+                    SimEntry::Value => out.write_all(flag(sim.level(&label, offset)?)),
+                    SimEntry::Hog => match sim.hog(&label, offset)? {
                         Some(consumer) => writeln!(out, "{consumer}"),
                         None => Ok(()),
                     },
@@ -165,7 +164,7 @@ impl Attributes<'_> {
                 entry,
             } => {
                 let (sim, label) = self.sim_chip(chip)?;
-                let result = match entry {
+                match entry {
                     SimEntry::Pull => {
                         let up = keyword(data, &[("pull-up", true), ("pull-down", false)])?;
                         sim.set_pull(&label, offset, up)
@@ -175,9 +174,8 @@ impl Attributes<'_> {
                         let name = text.strip_suffix('\n').unwrap_or(&text).trim_matches('\0');
                         sim.set_hog(&label, offset, (!name.is_empty()).then(|| name.to_string()))
                     }
-                    _ => return Err(libc::EACCES),
-                };
-                result.map_err(|e| e.errno)
+                    _ => Err(libc::EACCES),
+                }
             }
             _ => Err(libc::EACCES),
         }

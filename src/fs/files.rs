@@ -112,7 +112,7 @@ impl OpenFile {
         let mut pending = lock(&self.pending);
         let mut out = Vec::new();
         let mut line = Vec::with_capacity(64);
-        while let Some(event) = pending.take().or_else(|| stream.try_next().ok()) {
+        while let Some(event) = pending.take().or_else(|| stream.try_next().event()) {
             line.clear();
             let _ = writeln!(
                 line,
@@ -168,7 +168,8 @@ impl OpenFile {
 #[derive(Default)]
 pub(super) struct OpenFiles {
     next_fh: u64,
-    /// The most files open at once since memory was last handed back.
+    /// The most files open at once since memory was last handed back
+    /// (at least the crowd size while a crowd is leaving).
     peak: usize,
     by_fh: HashMap<u64, Arc<OpenFile>>,
     by_line: HashMap<u32, Vec<(u64, Arc<OpenFile>)>>,
@@ -190,13 +191,20 @@ impl OpenFiles {
         fh
     }
 
-    /// True once, when most of a large crowd of open files has closed:
-    /// the moment to hand their memory back.
+    /// True each time a large crowd of open files has halved, until it
+    /// has all but gone: the moments to hand its memory back (glibc keeps
+    /// what many small frees leave inside its heaps). The tables give
+    /// theirs back here.
     pub(super) fn shrunk(&mut self) -> bool {
         const CROWD: usize = 256;
-        let shrunk = self.peak >= CROWD && self.by_fh.len() * 4 <= self.peak;
+        const GONE: usize = CROWD / 8;
+        let len = self.by_fh.len();
+        let shrunk = self.peak >= CROWD && (len * 2 <= self.peak || len <= GONE);
         if shrunk {
-            self.peak = self.by_fh.len();
+            self.peak = if len <= GONE { 0 } else { len.max(CROWD) };
+            self.by_fh.shrink_to_fit();
+            self.by_line.shrink_to_fit();
+            self.by_line.values_mut().for_each(Vec::shrink_to_fit);
         }
         shrunk
     }

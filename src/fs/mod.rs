@@ -17,6 +17,7 @@
 
 mod attr;
 mod content;
+pub mod control;
 mod files;
 mod held;
 mod holders;
@@ -37,9 +38,9 @@ use std::time::SystemTime;
 use crossbeam_channel::Sender;
 use fuser::Notifier;
 
-use crate::backend::sim::SimBackend;
 use crate::mux::{Listener, Mux};
 use content::Attributes;
+pub use control::ControlTree;
 use files::OpenFiles;
 use held::HeldReads;
 use stat::Meta;
@@ -98,7 +99,7 @@ pub struct FsOptions {
 /// State shared by FUSE workers and the notification threads.
 struct Shared {
     mux: Arc<Mux>,
-    sim: Option<Arc<SimBackend>>,
+    sim: Option<Arc<dyn ControlTree>>,
     options: FsOptions,
     started: SystemTime,
     meta: Mutex<HashMap<u64, Meta>>,
@@ -145,7 +146,7 @@ impl GpioFs {
     /// Builds the filesystem and starts its notification threads.
     pub fn new(
         mux: Arc<Mux>,
-        sim: Option<Arc<SimBackend>>,
+        sim: Option<Arc<dyn ControlTree>>,
         options: FsOptions,
     ) -> std::io::Result<(GpioFs, FsHandle)> {
         let (tasks, tasks_rx) = crossbeam_channel::unbounded();

@@ -71,6 +71,22 @@ impl Shared {
 
 /// The part of `text` a read of `size` bytes at `offset` gets.
 fn window(text: &[u8], offset: u64, size: u32) -> &[u8] {
-    let start = (offset as usize).min(text.len());
-    &text[start..(start + size as usize).min(text.len())]
+    // No `as usize`: on 32-bit targets it would wrap offsets past 4 GiB.
+    let start = usize::try_from(offset).map_or(text.len(), |o| o.min(text.len()));
+    let end = start.saturating_add(size as usize).min(text.len());
+    &text[start..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::window;
+
+    #[test]
+    fn windows_end_at_the_text() {
+        assert_eq!(window(b"1\n", 0, 4096), b"1\n");
+        assert_eq!(window(b"1\n", 1, 1), b"\n");
+        assert_eq!(window(b"1\n", 2, 4096), b"");
+        assert_eq!(window(b"1\n", 1 << 32, 4096), b"");
+        assert_eq!(window(b"1\n", u64::MAX, u32::MAX), b"");
+    }
 }

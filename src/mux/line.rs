@@ -148,7 +148,7 @@ impl Line {
         let request = self.request.read().unwrap_or_else(|e| e.into_inner());
         let request = request.as_deref().ok_or(Error::Gone)?;
         f(request).map_err(|e| {
-            log::warn!("gpio{}: {e}", self.global);
+            log::log!(e.log_level(), "gpio{}: {e}", self.global);
             Error::Backend(e)
         })
     }
@@ -298,7 +298,13 @@ impl Line {
     }
 
     fn unsubscribe(&self, id: u64) {
-        lock(&self.subscribers).retain(|s| s.id != id);
+        let mut subscribers = lock(&self.subscribers);
+        subscribers.retain(|s| s.id != id);
+        // A crowd of `events` readers that has left gives its slots back.
+        if subscribers.capacity() > 64 && subscribers.len() * 4 < subscribers.capacity() {
+            subscribers.shrink_to_fit();
+        }
+        drop(subscribers);
         if !self.is_gone() {
             let _ = self.update(|s| {
                 s.streams -= 1;
@@ -366,6 +372,25 @@ impl Line {
     }
 }
 
+/// What a subscription's queue gives next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    Event(StreamEvent),
+    /// Nothing queued now; more may come.
+    Empty,
+    /// The line is gone and its queue drained.
+    Ended,
+}
+
+impl Next {
+    pub fn event(self) -> Option<StreamEvent> {
+        match self {
+            Next::Event(event) => Some(event),
+            Next::Empty | Next::Ended => None,
+        }
+    }
+}
+
 /// A queue of a line's edges, as one open `events` file sees them.
 pub struct Subscription {
     id: u64,
@@ -374,10 +399,13 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    /// The next queued event, or `Err(true)` when the stream has ended,
-    /// `Err(false)` when it is merely empty.
-    pub fn try_next(&self) -> std::result::Result<StreamEvent, bool> {
-        self.rx.try_recv().map_err(|e| e.is_disconnected())
+    /// The next queued event, if any.
+    pub fn try_next(&self) -> Next {
+        match self.rx.try_recv() {
+            Ok(event) => Next::Event(event),
+            Err(e) if e.is_disconnected() => Next::Ended,
+            Err(_) => Next::Empty,
+        }
     }
 
     pub fn is_empty(&self) -> bool {

@@ -17,7 +17,7 @@ use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use crate::backend::{Backend, BackendError, BackendEvent, ChipInfo, EventSink, LineConfig};
 pub use chips::Chip;
 use chips::ChipTable;
-pub use line::{Line, OutputLevel, StreamEvent, Subscription};
+pub use line::{Line, Next, OutputLevel, STREAM_CAPACITY, StreamEvent, Subscription};
 
 /// A multiplexer failure; each kind maps to the errno the kernel's sysfs
 /// gives for the same mistake.
@@ -260,14 +260,14 @@ impl Mux {
                         .map(|u| u.consumer)
                         .unwrap_or_default();
                     // Any program picks its consumer name: escape it.
-                    log::warn!(
+                    log::info!(
                         "export {global}: {} line {offset} is held by '{}'",
                         chip.info.name,
                         holder.escape_debug()
                     );
                     Error::Busy
                 } else {
-                    log::warn!("export {global}: {e}");
+                    log::log!(e.log_level(), "export {global}: {e}");
                     Error::Backend(e)
                 }
             })?;

@@ -22,7 +22,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -182,7 +181,7 @@ impl Fd {
     /// pread(2) of at most `n` bytes at `offset`.
     pub fn pread(&self, n: usize, offset: i64) -> Res<Vec<u8>> {
         let mut buf = vec![0u8; n];
-        let r = unsafe { libc::pread(self.0, buf.as_mut_ptr().cast(), n, offset) };
+        let r = unsafe { libc::pread64(self.0, buf.as_mut_ptr().cast(), n, offset) };
         if r < 0 {
             return Err(Errno::last());
         }
@@ -212,7 +211,7 @@ impl Fd {
     }
 
     pub fn pwrite(&self, bytes: &[u8], offset: i64) -> Res<usize> {
-        let r = unsafe { libc::pwrite(self.0, bytes.as_ptr().cast(), bytes.len(), offset) };
+        let r = unsafe { libc::pwrite64(self.0, bytes.as_ptr().cast(), bytes.len(), offset) };
         if r < 0 {
             Err(Errno::last())
         } else {
@@ -221,7 +220,7 @@ impl Fd {
     }
 
     pub fn seek(&self, offset: i64) -> Res<i64> {
-        let r = unsafe { libc::lseek(self.0, offset, libc::SEEK_SET) };
+        let r = unsafe { libc::lseek64(self.0, offset, libc::SEEK_SET) };
         if r < 0 { Err(Errno::last()) } else { Ok(r) }
     }
 }
@@ -306,31 +305,25 @@ pub fn detach_mounts_under(path: &Path) {
     }
 }
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
 /// A world-traversable temporary directory (0755, so that other users can
 /// reach a mount inside it). On drop, anything still mounted below it is
 /// detached before it is removed.
 pub struct TempDir {
-    path: PathBuf,
+    dir: Option<tempfile::TempDir>,
 }
 
 impl TempDir {
     pub fn new() -> TempDir {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let path =
-            std::env::temp_dir().join(format!("gpiofs-it-{}-{n}-{nanos}", std::process::id()));
-        fs::create_dir_all(&path).expect("create temp dir");
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod temp dir");
-        TempDir { path }
+        let dir = tempfile::Builder::new()
+            .prefix("gpiofs-it-")
+            .permissions(fs::Permissions::from_mode(0o755))
+            .tempdir()
+            .expect("create temp dir");
+        TempDir { dir: Some(dir) }
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.dir.as_ref().expect("present until dropped").path()
     }
 }
 
@@ -342,18 +335,18 @@ impl Default for TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        detach_mounts_under(&self.path);
+        let Some(dir) = self.dir.take() else { return };
+        detach_mounts_under(dir.path());
         if mount_points()
             .iter()
-            .any(|m| m.starts_with(&*self.path.to_string_lossy()))
+            .any(|m| m.starts_with(&*dir.path().to_string_lossy()))
         {
             eprintln!(
                 "warning: {} still has mounts; not removing it",
-                self.path.display()
+                dir.path().display()
             );
-            return;
+            let _ = dir.keep();
         }
-        let _ = fs::remove_dir_all(&self.path);
     }
 }
 

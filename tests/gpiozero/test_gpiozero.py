@@ -129,9 +129,10 @@ def test_presses_are_seen_by_every_process():
             pids = {c.pid for c in clients}
             wait_for('holders of GPIO17 lists the four processes',
                      lambda: set(d.holders(529) or ()), pids)
-            expect('each holds value and events',
-                   {tuple(files[1:]) for files in d.holders(529).values()},
-                   {('value', 'events')})
+            # The driver opens its events stream just after its value file.
+            wait_for('each holds value and events',
+                     lambda: {tuple(files[1:]) for files in d.holders(529).values()},
+                     {('value', 'events')})
             expect('holders of GPIO27 is the driver', set(d.holders(539)), {driver.pid})
 
             words = early.line().split()

@@ -119,8 +119,8 @@ pub fn select_except(fd: libc::c_int, timeout_ms: i64) -> bool {
         libc::FD_ZERO(&mut x);
         libc::FD_SET(fd, &mut x);
         let mut tv = libc::timeval {
-            tv_sec: timeout_ms / 1000,
-            tv_usec: (timeout_ms % 1000) * 1000,
+            tv_sec: (timeout_ms / 1000) as libc::time_t,
+            tv_usec: ((timeout_ms % 1000) * 1000) as libc::suseconds_t,
         };
         let r = libc::select(
             fd + 1,
@@ -297,7 +297,7 @@ pub fn blocked_in_read(pid: libc::pid_t) -> bool {
     let nr = sys
         .split_whitespace()
         .next()
-        .and_then(|n| n.parse::<i64>().ok());
+        .and_then(|n| n.parse::<libc::c_long>().ok());
     matches!(nr, Some(n) if n == libc::SYS_read || n == libc::SYS_pread64)
         && matches!(state, Some("S" | "D"))
 }

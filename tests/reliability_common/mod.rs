@@ -41,17 +41,17 @@ pub fn proc_state(pid: libc::pid_t) -> char {
 /// Raises this process's RLIMIT_NOFILE (soft and hard) to at least `n`.
 #[track_caller]
 pub fn raise_nofile(n: u64) {
-    let mut lim = libc::rlimit {
+    let mut lim = libc::rlimit64 {
         rlim_cur: 0,
         rlim_max: 0,
     };
-    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    unsafe { libc::getrlimit64(libc::RLIMIT_NOFILE, &mut lim) };
     if lim.rlim_cur >= n {
         return;
     }
     lim.rlim_cur = n;
     lim.rlim_max = lim.rlim_max.max(n);
-    let r = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+    let r = unsafe { libc::setrlimit64(libc::RLIMIT_NOFILE, &lim) };
     assert_eq!(r, 0, "setrlimit(RLIMIT_NOFILE, {n}): {:?}", Errno::last());
 }
 

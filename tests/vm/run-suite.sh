@@ -16,6 +16,7 @@
 #
 # usage: tests/vm/run-suite.sh [--kernel 6.12|newest|7.3|all]   (default all:
 #        6.12, then trixie-backports' newest)
+#        tests/vm/run-suite.sh --arch arm64|armhf   (an emulated ARM guest)
 # Records and logs land in target/vm-suite/<kernel>/ (kernel.json,
 # gpiofs.json, diff.txt, gpiofs-*.log, output.log) and
 # target/vm-suite/kernels.txt.
@@ -31,21 +32,38 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 T0=$(date +%s)
 OUT=target/vm-suite
 
+# --arch amd64|arm64|armhf: the guest's architecture; an ARM guest has one
+# kernel of its own, and its records go to target/vm-suite/ARCH/
+# (tests/vm/arm/README.md)
+ARCH=amd64
 KERNELS=(6.12 newest)
 while (($#)); do
 	case $1 in
+	--arch) ARCH=${2:?--arch needs amd64, arm64 or armhf}; shift 2 ;;
+	--arch=*) ARCH=${1#*=}; shift ;;
 	--kernel) [[ ${2:-} == all ]] && KERNELS=(6.12 newest) || KERNELS=("${2:?--kernel needs a value}"); shift 2 ;;
 	--kernel=*) [[ ${1#*=} == all ]] && KERNELS=(6.12 newest) || KERNELS=("${1#*=}"); shift ;;
 	-h | --help) sed -n '/^# usage:/,/^#        6.12/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "vm-suite: unknown option '$1'" >&2; exit 2 ;;
 	esac
 done
+[[ $ARCH == amd64 ]] || KERNELS=("$ARCH")
 
 fail_early() {
 	echo "vm-suite: ERROR: $*" >&2
 	echo "vm: 0 passed, 1 failed"
 	exit 1
 }
+BIN=target/release/gpiofs
+case $ARCH in
+amd64) ;;
+arm64 | armhf)
+	echo "vm-suite: contrib/cross/build.sh $ARCH --bin gpiofs"
+	BIN=$(contrib/cross/build.sh "$ARCH" --bin gpiofs)/gpiofs || fail_early "the $ARCH cross build failed"
+	export GPIOFS_VM_ARCH=$ARCH
+	;;
+*) fail_early "--arch must be amd64, arm64 or armhf, not '$ARCH'" ;;
+esac
 
 if ! command -v gpioinfo >/dev/null || ! command -v gpioset >/dev/null || ! command -v gpiomon >/dev/null; then
 	echo "vm-suite: installing libgpiod's tools (Debian package gpiod)"
@@ -68,7 +86,7 @@ run_kernel() {
 	rm -rf "$dir"
 	mkdir -p "$dir"
 	echo "vm-suite: kernel $k: booting the VM (tests/vm/run.sh --kernel $k)"
-	GPIOFS_BIN=$PWD/target/release/gpiofs GPIOFS_SUITE_ARTIFACTS=$PWD/$dir \
+	GPIOFS_BIN=$PWD/$BIN GPIOFS_SUITE_ARTIFACTS=$PWD/$dir \
 		bash tests/vm/run.sh --kernel "$k" --timeout "${GPIOFS_SUITE_TIMEOUT:-1500}" -- bash tests/vm/suite/guest.sh 2>&1 |
 		tee "$log" || rc=${PIPESTATUS[0]}
 	passed=$(grep -c '^ok - ' "$log" || true)

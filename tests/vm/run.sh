@@ -66,7 +66,12 @@ done
 [[ $SMP =~ ^[1-9][0-9]*$ && $MEM =~ ^[1-9][0-9]*$ ]] || die "bad --smp/--mem"
 
 CWD=$(pwd -P)
-SETUP_ENV=$(bash "$HERE/setup.sh" "$KERNEL") || die "tests/vm/setup.sh failed"
+# GPIOFS_VM_ARCH=arm64|armhf: an emulated ARM guest (tests/vm/arm/setup.sh)
+case ${GPIOFS_VM_ARCH:-amd64} in
+amd64) SETUP_ENV=$(bash "$HERE/setup.sh" "$KERNEL") || die "tests/vm/setup.sh failed" ;;
+arm64 | armhf) SETUP_ENV=$(bash "$HERE/arm/setup.sh" "$GPIOFS_VM_ARCH") || die "tests/vm/arm/setup.sh failed" ;;
+*) die "GPIOFS_VM_ARCH must be amd64, arm64 or armhf, not '$GPIOFS_VM_ARCH'" ;;
+esac
 eval "$SETUP_ENV"
 [[ -f ${GPIOFS_VM_KERNEL:-} && -f ${GPIOFS_VM_INITRD:-} ]] || die "setup.sh gave no kernel/initramfs"
 
@@ -104,7 +109,7 @@ touch "$RUN/console.log" "$RUN/stdout" "$RUN/stderr"
 
 # ------------------------------------------------------------ 9p shares
 QEMU_SHARES=(
-	-virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
+	-virtfs "local,path=${GPIOFS_VM_ROOT:-/},mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
 	-virtfs "local,path=$RUN/results,mount_tag=gpiofs_results,security_model=none,multidevs=remap"
 )
 WRITABLE=()
@@ -122,17 +127,19 @@ while IFS= read -r d; do
 	[[ $d != *$'\n'* ]] || die "writable directory '$d' contains a newline: not supported"
 	QEMU_SHARES+=(-virtfs "local,path=${d//,/,,},mount_tag=rw$i,security_model=none,multidevs=remap")
 	echo "rw$i $d" >>"$RUN/results/mounts"
+	# an ARM guest's root is its own read-only userland: make the mount point
+	[[ -z ${GPIOFS_VM_ROOT:-} ]] || mkdir -p "$GPIOFS_VM_ROOT$d"
 	i=$((i + 1))
 done < <(printf '%s\n' "${WRITABLE[@]}" | awk '{ print gsub("/", "/"), $0 }' | sort -k1,1n -k2 -u | cut -d' ' -f2-)
 
 # ------------------------------------------------------------------ boot
 # shellcheck disable=SC2054 # the commas are qemu option syntax
 QEMU=(
-	qemu-system-x86_64 -accel tcg -cpu "$CPU" -smp "$SMP" -m "$MEM"
+	${GPIOFS_VM_QEMU:-qemu-system-x86_64 -cpu $CPU} -accel tcg -smp "$SMP" -m "$MEM"
 	-nographic -monitor none -no-reboot -nic none
 	-serial "file:$RUN/console.log"
 	-kernel "$GPIOFS_VM_KERNEL" -initrd "$GPIOFS_VM_INITRD"
-	-append "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init ${GPIOFS_VM_APPEND:-}"
+	-append "${GPIOFS_VM_CMDLINE:-console=ttyS0} quiet loglevel=3 panic=-1 rdinit=/init ${GPIOFS_VM_APPEND:-}"
 	-device virtio-rng-pci
 	-device virtio-serial-pci
 	-chardev "file,id=gout,path=$RUN/stdout" -device virtserialport,chardev=gout,name=gpiofs.stdout

@@ -118,7 +118,7 @@ fn identify(known: &Chips, name: &str) -> Option<(String, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::cdev::test_dir::{TempDir, write};
+    use crate::backend::cdev::test_dir::{scratch_dir, write};
 
     #[test]
     fn chip_numbers() {
@@ -138,12 +138,12 @@ mod tests {
 
     #[test]
     fn chips_list_in_kernel_order() {
-        let tmp = TempDir::new();
+        let (_tmp, dir) = scratch_dir();
         for name in ["gpiochip10", "gpiochip2", "ttyS0", "gpiochip0", "gpiochipx"] {
-            write(&tmp.0.join(name), "");
+            write(&dir.join(name), "");
         }
         assert_eq!(
-            list_chips(&tmp.0),
+            list_chips(&dir),
             vec!["gpiochip0", "gpiochip2", "gpiochip10"]
         );
     }

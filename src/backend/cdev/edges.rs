@@ -14,8 +14,12 @@ use super::sys;
 use crate::backend::{BackendError, BackendEvent, ChipName, Edge, EdgeKind, EventSink, Result};
 use crate::lock;
 
-/// `sizeof(struct gpio_v2_line_event)`.
-const EVENT_SIZE: usize = 48;
+/// `struct gpio_v2_line_event`, as gpiocdev lays it out (48 bytes on
+/// every architecture: the kernel aligns its u64 timestamp to 8).
+type RawEdge = gpiocdev_uapi::v2::LineEdgeEvent;
+/// u64 words of one [`RawEdge`]; reads go into u64 buffers, so events are
+/// aligned for gpiocdev's decoding on 32-bit targets too.
+const EVENT_WORDS: usize = size_of::<RawEdge>() / 8;
 /// Edges taken per read; one read per wake-up keeps busy lines from
 /// starving the others (epoll is level-triggered, so the rest comes next).
 const EVENTS_PER_READ: usize = 16;
@@ -145,7 +149,7 @@ impl Watches {
         let Some(watched) = lock(&self.watched).get(&token).cloned() else {
             return true; // dropped since epoll_wait returned
         };
-        let mut buf = [0u8; EVENT_SIZE * EVENTS_PER_READ];
+        let mut buf = [0u64; EVENT_WORDS * EVENTS_PER_READ];
         let n = {
             let mut state = lock(&watched.state);
             if !state.alive || !state.in_epoll {
@@ -169,7 +173,7 @@ impl Watches {
         // this very request. An edge read just before a concurrent unexport
         // thus arrives after it, and is dropped for want of a line.
         let edges: Vec<Edge> = buf[..n]
-            .chunks_exact(EVENT_SIZE)
+            .chunks_exact(EVENT_WORDS)
             .filter_map(parse_edge)
             .collect();
         if edges.is_empty() {
@@ -182,10 +186,10 @@ impl Watches {
         })
     }
 
-    /// Reads what edges there are into `buf`; returns the bytes read.
-    fn read_edges(&self, watched: &Watched, state: &mut WatchState, buf: &mut [u8]) -> usize {
+    /// Reads what edges there are into `buf`; returns the words read.
+    fn read_edges(&self, watched: &Watched, state: &mut WatchState, buf: &mut [u64]) -> usize {
         // The fd is open: its owner cannot close it while we hold `state`.
-        match sys::read(watched.fd, buf) {
+        match sys::read_words(watched.fd, buf) {
             Ok(n) => n,
             Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) => 0,
             Err(e) => {
@@ -203,22 +207,18 @@ impl Watches {
     }
 }
 
-/// Decodes one `struct gpio_v2_line_event`: timestamp_ns u64, id u32,
-/// offset u32, seqno u32, line_seqno u32, padding.
-fn parse_edge(raw: &[u8]) -> Option<Edge> {
-    let u32_at = |at: usize| u32::from_ne_bytes(raw[at..at + 4].try_into().unwrap());
-    if raw.len() < EVENT_SIZE {
-        return None;
-    }
-    let kind = match u32_at(8) {
-        1 => EdgeKind::Rising,
-        2 => EdgeKind::Falling,
-        _ => return None,
+/// Decodes one `struct gpio_v2_line_event` with gpiocdev; None for a short
+/// read or an unknown edge kind.
+fn parse_edge(raw: &[u64]) -> Option<Edge> {
+    let event = gpiocdev::line::EdgeEvent::try_from(RawEdge::from_slice(raw).ok()?).ok()?;
+    let kind = match event.kind {
+        gpiocdev::line::EdgeKind::Rising => EdgeKind::Rising,
+        gpiocdev::line::EdgeKind::Falling => EdgeKind::Falling,
     };
     Some(Edge {
         kind,
-        timestamp_ns: u64::from_ne_bytes(raw[0..8].try_into().unwrap()),
-        line_seqno: u32_at(20),
+        timestamp_ns: event.timestamp_ns,
+        line_seqno: event.line_seqno,
     })
 }
 
@@ -230,19 +230,27 @@ mod tests {
     use std::thread;
     use std::time::{Duration, Instant};
 
+    /// One event as the kernel writes it (uapi/linux/gpio.h), byte by byte.
     fn raw_edge(kind: u32, timestamp_ns: u64, offset: u32, seqno: u32, line_seqno: u32) -> Vec<u8> {
-        let mut raw = Vec::with_capacity(EVENT_SIZE);
+        let mut raw = Vec::with_capacity(48);
         raw.extend_from_slice(&timestamp_ns.to_ne_bytes());
         for word in [kind, offset, seqno, line_seqno, 0, 0, 0, 0, 0, 0] {
             raw.extend_from_slice(&word.to_ne_bytes());
         }
-        assert_eq!(raw.len(), EVENT_SIZE);
+        assert_eq!(raw.len(), 48);
         raw
+    }
+
+    fn words(raw: &[u8]) -> Vec<u64> {
+        raw.chunks_exact(8)
+            .map(|w| u64::from_ne_bytes(w.try_into().unwrap()))
+            .collect()
     }
 
     #[test]
     fn edges_decode() {
-        let edge = parse_edge(&raw_edge(1, 123_456_789_012, 3, 9, 4)).unwrap();
+        assert_eq!(EVENT_WORDS * 8, 48);
+        let edge = parse_edge(&words(&raw_edge(1, 123_456_789_012, 3, 9, 4))).unwrap();
         assert_eq!(
             edge,
             Edge {
@@ -252,11 +260,11 @@ mod tests {
             }
         );
         assert_eq!(
-            parse_edge(&raw_edge(2, 1, 0, 1, 1)).unwrap().kind,
+            parse_edge(&words(&raw_edge(2, 1, 0, 1, 1))).unwrap().kind,
             EdgeKind::Falling
         );
-        assert_eq!(parse_edge(&raw_edge(3, 1, 0, 1, 1)), None);
-        assert_eq!(parse_edge(&[0; 8]), None);
+        assert_eq!(parse_edge(&words(&raw_edge(3, 1, 0, 1, 1))), None);
+        assert_eq!(parse_edge(&[0; 1]), None);
     }
 
     /// A pipe standing in for a line request fd (non-blocking, like one).

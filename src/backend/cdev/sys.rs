@@ -1,5 +1,5 @@
 //! Thin safe wrappers over the few syscalls libc gives us raw: epoll,
-//! inotify, `read`, `fcntl`. All of this backend's `unsafe` is here.
+//! inotify, `read` (bytes or u64 words), `fcntl`. All of this backend's `unsafe` is here.
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
@@ -74,6 +74,16 @@ pub(super) fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     } else {
         Ok(n as usize)
     }
+}
+
+/// Reads whole u64 words (as the GPIO uAPI's events are laid out); returns
+/// the words read.
+pub(super) fn read_words(fd: RawFd, buf: &mut [u64]) -> io::Result<usize> {
+    // SAFETY: the byte view covers exactly `buf`, which we borrow mutably;
+    // any bytes are a valid u64.
+    let bytes =
+        unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<u8>(), size_of_val(buf)) };
+    read(fd, bytes).map(|n| n / 8)
 }
 
 pub(super) fn set_nonblocking(fd: RawFd) -> io::Result<()> {

@@ -117,7 +117,7 @@ fn sysfs_base(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::cdev::test_dir::{TempDir, write};
+    use crate::backend::cdev::test_dir::{scratch_dir, write};
     use std::os::unix::fs::symlink;
 
     /// Adds a gpio_device `name` under `parent` (relative to `sys`) and its
@@ -145,8 +145,8 @@ mod tests {
 
     #[test]
     fn sysfs_base_under_the_parent_device() {
-        let tmp = TempDir::new();
-        let sys = tmp.0.as_path();
+        let (_tmp, sys) = scratch_dir();
+        let sys = sys.as_path();
         let platform = sys.join("devices/platform/gpio-sim.0");
         fake_chip(sys, "devices/platform/gpio-sim.0", "gpiochip0");
         fake_chip(sys, "devices/platform/gpio-sim.0", "gpiochip1");
@@ -172,8 +172,8 @@ mod tests {
 
     #[test]
     fn sysfs_base_of_a_chip_without_parent() {
-        let tmp = TempDir::new();
-        let sys = tmp.0.as_path();
+        let (_tmp, sys) = scratch_dir();
+        let sys = sys.as_path();
         fake_chip(sys, "devices", "gpiochip4");
         fake_class(&sys.join("devices/gpiochip4"), 600, "lonely", 2);
         let (base, device) = locate_in_sysfs(sys, "gpiochip4", "lonely", 2, &no_identity);
@@ -183,8 +183,8 @@ mod tests {
 
     #[test]
     fn sysfs_base_of_look_alike_chips_pairs_by_rank() {
-        let tmp = TempDir::new();
-        let sys = tmp.0.as_path();
+        let (_tmp, sys) = scratch_dir();
+        let sys = sys.as_path();
         let mfd = sys.join("devices/platform/mfd.0");
         for name in ["gpiochip2", "gpiochip10", "gpiochip3"] {
             fake_chip(sys, "devices/platform/mfd.0", name);
