@@ -232,17 +232,14 @@ impl Inner {
     /// Recomputes every level and queues the edges that inputs asked for;
     /// for the delivery thread.
     fn settle(&self, state: &mut State) {
-        let levels: Vec<Vec<bool>> = (0..state.chips.len())
-            .map(|c| {
-                (0..state.chips[c].1.len() as u32)
-                    .map(|o| state.wire_level((c, o)))
-                    .collect()
-            })
-            .collect();
         let now = monotonic_ns();
-        for (c, (info, lines)) in state.chips.iter_mut().enumerate() {
-            for (o, line) in lines.iter_mut().enumerate() {
-                let level = levels[c][o];
+        // A change moves no drive, so each wire's level can be read while
+        // the levels are being updated: no copy of them is needed.
+        for c in 0..state.chips.len() {
+            for o in 0..state.chips[c].1.len() {
+                let level = state.wire_level((c, o as u32));
+                let (info, lines) = &mut state.chips[c];
+                let line = &mut lines[o];
                 if level == line.level {
                     continue;
                 }
