@@ -259,23 +259,28 @@ fn touch_values(shared: &Shared) {
     }
 }
 
-/// A kept O_PATH handle of a line's `value`, and the export it names.
+/// A kept O_PATH handle of a line's `value`, its /proc/self/fd path, and
+/// the export it names.
 struct Kept {
     serial: u64,
-    fd: OwnedFd,
+    /// Kept open while `path` names it.
+    _fd: OwnedFd,
+    path: PathBuf,
 }
 
 fn touch_value(shared: &Shared, kept: &mut HashMap<u32, Kept>, global: u32) {
-    let path = shared
-        .options
-        .mountpoint
-        .join(format!("gpio{global}/value"));
+    let path = || {
+        shared
+            .options
+            .mountpoint
+            .join(format!("gpio{global}/value"))
+    };
     if !shared.files().has_line(global) {
         kept.remove(&global);
-        return truncate(&path, global);
+        return truncate(&path(), global);
     }
     if let Some(k) = kept.get(&global) {
-        match nix::unistd::truncate(&proc_fd_path(&k.fd), 0) {
+        match nix::unistd::truncate(&k.path, 0) {
             Ok(()) => return,
             // A re-export since: the handle names the old inode.
             Err(e) => log::debug!("inotify touch of kept gpio{global}/value: {e}"),
@@ -285,17 +290,21 @@ fn touch_value(shared: &Shared, kept: &mut HashMap<u32, Kept>, global: u32) {
     let Some(serial) = shared.mux.line(global).map(|line| line.serial) else {
         return;
     };
-    match nix::fcntl::open(&path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()) {
+    match nix::fcntl::open(&path(), OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()) {
         Ok(fd) => {
-            truncate(&proc_fd_path(&fd), global);
-            kept.insert(global, Kept { serial, fd });
+            let path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+            truncate(&path, global);
+            kept.insert(
+                global,
+                Kept {
+                    serial,
+                    _fd: fd,
+                    path,
+                },
+            );
         }
         Err(e) => log::debug!("inotify handle of gpio{global}/value: {e}"),
     }
-}
-
-fn proc_fd_path(fd: &OwnedFd) -> PathBuf {
-    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
 fn truncate(path: &Path, global: u32) {
