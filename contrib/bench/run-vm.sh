@@ -35,8 +35,9 @@
 #   GPIOFS_BENCH_CACHE       where the venv and the unpacked udev live
 #                            [default: ~/.cache/gpiofs-bench]
 #   GPIOFS_BENCH_BEFORE      another gpiofs binary (e.g. an older commit's
-#                            build; the guest sees the host's files), measured
-#                            as gpiofs-before right after the floor
+#                            build), measured as gpiofs-before right after
+#                            the floor; the guest sees the host's files but
+#                            has a /tmp of its own: put it e.g. under target/
 #   GPIOFS_VM_KERNEL_SERIES  the guest kernel: 6.12 (default) or newest
 #                            (tests/vm/run.sh --kernel)
 #
