@@ -38,6 +38,9 @@
 #                            build), measured as gpiofs-before right after
 #                            the floor; the guest sees the host's files but
 #                            has a /tmp of its own: put it e.g. under target/
+#   GPIOFS_BENCH_BEFORE_LAST=1  measure gpiofs-before after gpiofs instead
+#                            (a second run in the other order tells the
+#                            boot's drift from a difference)
 #   GPIOFS_VM_KERNEL_SERIES  the guest kernel: 6.12 (default) or newest
 #                            (tests/vm/run.sh --kernel)
 #
@@ -362,10 +365,13 @@ guest() {
 		stop_daemon "$gpid" "$gmnt"
 	}
 	if [[ $only == *" gpiofs "* ]]; then
-		if [[ -n ${GPIOFS_BENCH_BEFORE:-} ]]; then
+		if [[ -n ${GPIOFS_BENCH_BEFORE:-} && -z ${GPIOFS_BENCH_BEFORE_LAST:-} ]]; then
 			run_gpiofs gpiofs-before "$GPIOFS_BENCH_BEFORE"
 		fi
 		run_gpiofs gpiofs "$bin/gpiofs"
+		if [[ -n ${GPIOFS_BENCH_BEFORE:-} && -n ${GPIOFS_BENCH_BEFORE_LAST:-} ]]; then
+			run_gpiofs gpiofs-before "$GPIOFS_BENCH_BEFORE"
+		fi
 	fi
 
 	if [[ $only == *" proxy "* ]]; then
