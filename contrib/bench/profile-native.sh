@@ -13,7 +13,8 @@
 # usage: contrib/bench/profile-native.sh [--out DIR] [--seconds N]
 #   --out DIR     results directory [default: target/bench/profile-<date>-<time>]
 #   --seconds N   seconds sampled per profile [default: 8]
-# Environment: none.
+# Environment: GPIOFS_BENCH_BEFORE (another gpiofs binary, e.g. an older
+# commit's build: profiled as gpiofs-before, after the floor).
 # Needs /dev/fuse, root and perf (installs Debian's linux-perf if missing).
 set -euo pipefail
 
@@ -89,7 +90,7 @@ edges() { echo --pollers "$1" --edges 1000000 --row-edges "$1=1000000" --through
 # reads for SECS + 3 seconds (3 windows), so that they span the sampling
 READS=(--throughput-secs $((SECS + 3)))
 
-mkdir -p "$WORK/floor" "$WORK/gpiofs"
+mkdir -p "$WORK/floor"
 start floor "$REPO/target/release/fuse_floor" "$WORK/floor" --trigger
 for p in 1 128 1024; do
 	# shellcheck disable=SC2046 # edges prints words
@@ -98,15 +99,26 @@ done
 profile floor reads --value-file "$WORK/floor/value" "${READS[@]}"
 stop floor
 
-start gpiofs "$REPO/target/release/gpiofs" --sim bench:8 "$WORK/gpiofs"
-for p in 1 128 1024; do
-	# shellcheck disable=SC2046 # edges prints words
-	profile gpiofs "poll$p" --class-dir "$WORK/gpiofs" --input 512 --output 513 \
-		--trigger "$WORK/gpiofs/sim/bench/line0/pull" $(edges "$p")
-done
-echo 512 >"$WORK/gpiofs/export"
-profile gpiofs reads --value-file "$WORK/gpiofs/gpio512/value" "${READS[@]}"
-stop gpiofs
+profile_gpiofs() { # NAME BINARY
+	local name=$1 p
+	mkdir -p "$WORK/$name"
+	start "$name" "$2" --sim bench:8 "$WORK/$name"
+	for p in 1 128 1024; do
+		# shellcheck disable=SC2046 # edges prints words
+		profile "$name" "poll$p" --class-dir "$WORK/$name" --input 512 --output 513 \
+			--trigger "$WORK/$name/sim/bench/line0/pull" $(edges "$p")
+	done
+	echo 512 >"$WORK/$name/export"
+	profile "$name" reads --value-file "$WORK/$name/gpio512/value" "${READS[@]}"
+	stop "$name"
+}
+NAMES=(floor)
+if [[ -n ${GPIOFS_BENCH_BEFORE:-} ]]; then
+	profile_gpiofs gpiofs-before "$GPIOFS_BENCH_BEFORE"
+	NAMES+=(gpiofs-before)
+fi
+profile_gpiofs gpiofs "$REPO/target/release/gpiofs"
+NAMES+=(gpiofs)
 
 report() { # TITLE PERF-REPORT-ARGS...
 	echo "--- $1"
@@ -114,16 +126,21 @@ report() { # TITLE PERF-REPORT-ARGS...
 	perf report --stdio -g none "$@" 2>/dev/null | grep -v '^#' | grep -v '^$' | sed 's/ *- *- *$//' || true
 	echo
 }
+profile_report() { # DATA
+	echo
+	echo "=== ${1##*/}"
+	report "samples per thread" -i "$1" --sort comm
+	report "samples per object" -i "$1" --no-children --sort dso
+	report "top call-graph entries, inclusive (>= 1.5%)" -i "$1" --children --sort symbol --percent-limit 1.5
+	report "top functions, self (>= 0.3%)" -i "$1" --no-children --sort dso,symbol --percent-limit 0.3
+}
 {
 	echo "host: $(uname -r), $(nproc) CPUs; gpiofs $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?'); load: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "perf record -e cpu-clock -F 999 --call-graph dwarf, $SECS s per profile, on the daemon's pid"
-	for data in "$OUT"/{floor,gpiofs}-{poll1,poll128,poll1024,reads}.data; do
-		echo
-		echo "=== ${data##*/}"
-		report "samples per thread" -i "$data" --sort comm
-		report "samples per object" -i "$data" --no-children --sort dso
-		report "top call-graph entries, inclusive (>= 1.5%)" -i "$data" --children --sort symbol --percent-limit 1.5
-		report "top functions, self (>= 0.3%)" -i "$data" --no-children --sort dso,symbol --percent-limit 0.3
+	for name in "${NAMES[@]}"; do
+		for load in poll1 poll128 poll1024 reads; do
+			profile_report "$OUT/$name-$load.data"
+		done
 	done
 } >"$OUT/profile.txt"
 log "results in $OUT (profile.txt, *.data)"

@@ -16,7 +16,10 @@
 #               and target/bench/native-latest points at it]
 #   --quick     a smoke run (numbers mean nothing)
 # Environment: GPIOFS_BENCH_EDGES (edges per latency row, 2000 for every
-# row), GPIOFS_BENCH_SECS (seconds per throughput measurement, 3).
+# row), GPIOFS_BENCH_SECS (seconds per throughput measurement, 3),
+# GPIOFS_BENCH_BEFORE (another gpiofs binary, e.g. an older commit's build:
+# measured as gpiofs-before between the floor and gpiofs, for before/after
+# tables from one run).
 # Needs /dev/fuse and root (or fusermount3). Takes about 2 minutes.
 set -euo pipefail
 
@@ -114,23 +117,31 @@ else
 fi
 stop "$fpid" "$WORK/floor"
 
-"$REPO/target/release/gpiofs" --sim bench:8 "$WORK/gpiofs" >"$OUT/gpiofs.log" 2>&1 &
-gpid=$!
-PIDS+=("$gpid")
-if wait_for "$WORK/gpiofs/gpiochip512/label" "$gpid" 30 &&
-	[[ $(cat "$WORK/gpiofs/gpiochip512/label") == bench ]]; then
-	run_bench gpiofs --class-dir "$WORK/gpiofs" --input 512 --output 513 \
-		--trigger "$WORK/gpiofs/sim/bench/line0/pull" --daemon-pid "$gpid" "${COMMON[@]}"
-else
-	echo "# gpiofs: the mount did not come up with gpiochip512 (log: $OUT/gpiofs.log)"
-	rc=1
+run_gpiofs() { # NAME BINARY: one gpiofs --sim, measured as NAME
+	local name=$1 gpid
+	"$2" --sim bench:8 "$WORK/gpiofs" >"$OUT/$name.log" 2>&1 &
+	gpid=$!
+	PIDS+=("$gpid")
+	if wait_for "$WORK/gpiofs/gpiochip512/label" "$gpid" 30 &&
+		[[ $(cat "$WORK/gpiofs/gpiochip512/label") == bench ]]; then
+		run_bench "$name" --class-dir "$WORK/gpiofs" --input 512 --output 513 \
+			--trigger "$WORK/gpiofs/sim/bench/line0/pull" --daemon-pid "$gpid" "${COMMON[@]}"
+	else
+		echo "# $name: the mount did not come up with gpiochip512 (log: $OUT/$name.log)"
+		rc=1
+	fi
+	stop "$gpid" "$WORK/gpiofs"
+}
+mkdir -p "$WORK/gpiofs"
+if [[ -n ${GPIOFS_BENCH_BEFORE:-} ]]; then
+	run_gpiofs gpiofs-before "$GPIOFS_BENCH_BEFORE"
 fi
-stop "$gpid" "$WORK/gpiofs"
+run_gpiofs gpiofs "$REPO/target/release/gpiofs"
 exec 1>&3 2>&4
 wait "$TEE" 2>/dev/null || true
 
 plots=()
-for n in floor gpiofs; do [[ -s $OUT/$n.json ]] && plots+=("$OUT/$n.json"); done
+for n in floor gpiofs-before gpiofs; do [[ -s $OUT/$n.json ]] && plots+=("$OUT/$n.json"); done
 if ((${#plots[@]})); then
 	"$BENCH" --plot "$(IFS=,; echo "${plots[*]}")" --svg "$OUT/wakeup.svg" >/dev/null || log "the plot failed"
 fi

@@ -9,9 +9,10 @@
 //! thread: never on the thread whose change made them.
 
 use nix::errno::Errno;
-use std::sync::{Arc, Mutex, MutexGuard};
-
-use crossbeam_channel::{Receiver, Sender, unbounded};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::thread::{self, Thread};
 
 use super::{
     Backend, BackendError, BackendEvent, Bias, ChipInfo, Direction, Drive, Edge, EdgeKind,
@@ -60,9 +61,84 @@ struct Inner {
     state: Mutex<State>,
     /// Edges, queued under the state lock so in the order they happened,
     /// for the delivery thread.
-    edges: Sender<BackendEvent>,
-    /// The delivery thread's end of `edges`, until `start` takes it.
-    undelivered: Mutex<Option<Receiver<BackendEvent>>>,
+    outbox: Arc<Outbox>,
+    started: AtomicBool,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.outbox.close();
+    }
+}
+
+/// Events waiting for the delivery thread, which parks while there are
+/// none: a channel's receiver would spin and yield first, taking a small
+/// machine's CPUs from the pollers it is about to wake.
+#[derive(Default)]
+struct Outbox {
+    queue: Mutex<Outgoing>,
+    /// The delivery thread, once it runs.
+    courier: OnceLock<Thread>,
+}
+
+#[derive(Default)]
+struct Outgoing {
+    events: VecDeque<BackendEvent>,
+    /// The simulator is gone (deliver what is queued, then end), or
+    /// nobody listens any more.
+    closed: bool,
+}
+
+impl Outbox {
+    /// Queues an event, unless nobody will deliver it any more.
+    fn send(&self, event: BackendEvent) {
+        let mut queue = lock(&self.queue);
+        if queue.closed {
+            return;
+        }
+        queue.events.push_back(event);
+        drop(queue);
+        self.wake();
+    }
+
+    fn close(&self) {
+        lock(&self.queue).closed = true;
+        self.wake();
+    }
+
+    fn wake(&self) {
+        if let Some(courier) = self.courier.get() {
+            courier.unpark();
+        }
+    }
+
+    /// The delivery thread: hands each event to `events`, in order, until
+    /// the simulator is gone (and its queue drained) or nobody listens.
+    fn deliver(&self, events: &EventSink) {
+        let _ = self.courier.set(thread::current());
+        let mut batch = VecDeque::new();
+        loop {
+            let closed = {
+                let mut queue = lock(&self.queue);
+                std::mem::swap(&mut queue.events, &mut batch);
+                queue.closed
+            };
+            if batch.is_empty() {
+                if closed {
+                    return;
+                }
+                // Woken by `wake` (or spuriously: the loop rechecks).
+                thread::park();
+                continue;
+            }
+            for event in batch.drain(..) {
+                if !events(event) {
+                    self.close();
+                    return;
+                }
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Inner {
@@ -136,7 +212,6 @@ impl SimBackend {
                 .collect();
             chips.push((info, lines));
         }
-        let (edges, undelivered) = unbounded();
         Ok(Self {
             inner: Arc::new(Inner {
                 state: Mutex::new(State {
@@ -144,8 +219,8 @@ impl SimBackend {
                     wires: Vec::new(),
                     next_request_id: 1,
                 }),
-                edges,
-                undelivered: Mutex::new(Some(undelivered)),
+                outbox: Arc::default(),
+                started: AtomicBool::new(false),
             }),
         })
     }
@@ -233,17 +308,14 @@ impl Inner {
     /// Recomputes every level and queues the edges that inputs asked for;
     /// for the delivery thread.
     fn settle(&self, state: &mut State) {
-        let levels: Vec<Vec<bool>> = (0..state.chips.len())
-            .map(|c| {
-                (0..state.chips[c].1.len() as u32)
-                    .map(|o| state.wire_level((c, o)))
-                    .collect()
-            })
-            .collect();
         let now = monotonic_ns();
-        for (c, (info, lines)) in state.chips.iter_mut().enumerate() {
-            for (o, line) in lines.iter_mut().enumerate() {
-                let level = levels[c][o];
+        // A change moves no drive, so each wire's level can be read while
+        // the levels are being updated: no copy of them is needed.
+        for c in 0..state.chips.len() {
+            for o in 0..state.chips[c].1.len() {
+                let level = state.wire_level((c, o as u32));
+                let (info, lines) = &mut state.chips[c];
+                let line = &mut lines[o];
                 if level == line.level {
                     continue;
                 }
@@ -263,7 +335,7 @@ impl Inner {
                     continue;
                 }
                 held.seqno += 1;
-                let _ = self.edges.send(BackendEvent::Edges {
+                self.outbox.send(BackendEvent::Edges {
                     chip: info.name.clone(),
                     offset: o as u32,
                     edges: vec![Edge {
@@ -371,20 +443,15 @@ fn apply_config(line: &mut SimLine, held: &mut Held, config: &LineConfig) {
 
 impl Backend for SimBackend {
     fn start(&self, events: EventSink) -> Result<Vec<ChipInfo>> {
-        let undelivered = lock(&self.inner.undelivered)
-            .take()
-            .ok_or_else(|| BackendError::new(Errno::EBUSY, "simulator already started"))?;
+        if self.inner.started.swap(true, Ordering::AcqRel) {
+            return Err(BackendError::new(Errno::EBUSY, "simulator already started"));
+        }
         // Ends when the simulator and its requests are gone, or nobody
         // listens any more.
-        std::thread::Builder::new()
+        let outbox = self.inner.outbox.clone();
+        thread::Builder::new()
             .name("sim-edges".into())
-            .spawn(move || {
-                for event in undelivered {
-                    if !events(event) {
-                        return;
-                    }
-                }
-            })
+            .spawn(move || outbox.deliver(&events))
             .map_err(|e| BackendError::new(Errno::EAGAIN, format!("edge thread: {e}")))?;
         Ok(self.lock().chips.iter().map(|(i, _)| i.clone()).collect())
     }

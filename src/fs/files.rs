@@ -96,12 +96,15 @@ impl OpenFile {
         *lock(&self.poll) = Some(handle);
     }
 
+    /// The handle a poller of this file registered, if any.
+    fn poll_handle(&self) -> Option<PollNotifier> {
+        lock(&self.poll).clone()
+    }
+
     /// Wakes the kernel's pollers of this file, if any registered.
     pub(super) fn wake_pollers(&self) {
-        if let Some(handle) = lock(&self.poll).clone()
-            && let Err(e) = handle.notify()
-        {
-            log::debug!("poll notify: {e}");
+        if let Some(handle) = self.poll_handle() {
+            notify_poller(handle);
         }
     }
 
@@ -233,11 +236,40 @@ impl OpenFiles {
         self.by_fh.values().find(|f| f.ino() == ino).map(|f| f.node)
     }
 
+    /// Whether any file of the line is open.
+    pub(super) fn has_line(&self, global: u32) -> bool {
+        self.by_line.contains_key(&global)
+    }
+
+    /// Adds to `out` the poll handles of the line's open files that `wants`
+    /// (copied out, so that no lock is held while the kernel is told).
+    pub(super) fn poll_handles_of_line(
+        &self,
+        global: u32,
+        wants: impl Fn(&OpenFile) -> bool,
+        out: &mut Vec<PollNotifier>,
+    ) {
+        if let Some(list) = self.by_line.get(&global) {
+            out.extend(
+                list.iter()
+                    .filter(|(_, f)| wants(f))
+                    .filter_map(|(_, f)| f.poll_handle()),
+            );
+        }
+    }
+
     /// Open files of one line.
     pub(super) fn of_line(&self, global: u32) -> Vec<Arc<OpenFile>> {
         self.by_line
             .get(&global)
             .map(|list| list.iter().map(|(_, f)| f.clone()).collect())
             .unwrap_or_default()
+    }
+}
+
+/// Tells the kernel that a registered poller's file may be ready.
+pub(super) fn notify_poller(handle: PollNotifier) {
+    if let Err(e) = handle.notify() {
+        log::debug!("poll notify: {e}");
     }
 }

@@ -147,7 +147,6 @@ impl GpioFs {
         options: FsOptions,
     ) -> std::io::Result<(GpioFs, FsHandle)> {
         let (tasks, tasks_rx) = crossbeam_channel::unbounded();
-        let (touches, touch_wake) = notify::Touches::new();
         let meta = MetaTable::new(options.uid, options.gid, options.group);
         let shared = Arc::new(Shared {
             mux,
@@ -158,10 +157,10 @@ impl GpioFs {
             held: Mutex::default(),
             notifier: OnceLock::new(),
             tasks,
-            touches,
+            touches: notify::Touches::default(),
             toucher_tid: AtomicU32::new(0),
         });
-        notify::spawn(shared.clone(), tasks_rx, touch_wake)?;
+        notify::spawn(shared.clone(), tasks_rx)?;
         let listener: Arc<dyn Listener> = shared.clone();
         shared.mux.listen(Arc::downgrade(&listener));
         Ok((

@@ -1,16 +1,22 @@
 //! Turns multiplexer notices into what FUSE clients see: poll wake-ups,
 //! finished held reads, dropped directory entries, and inotify IN_MODIFY.
 
-use std::collections::BTreeSet;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
-use std::thread;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::{self, Thread};
 
-use crossbeam_channel::{Receiver, Sender, bounded};
-use fuser::INodeNo;
+use crossbeam_channel::Receiver;
+use fuser::{INodeNo, PollNotifier};
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 
+use super::files::{OpenFile, notify_poller};
 use super::node::{ChipEntry, GpioEntry, Node};
 use super::tree::device_number;
 use super::{Shared, sys};
@@ -20,11 +26,7 @@ use crate::mux::{Listener, Notice};
 /// Work for the notification thread, run in the order queued.
 pub(super) type Task = Box<dyn FnOnce(&Shared) + Send>;
 
-pub(super) fn spawn(
-    shared: Arc<Shared>,
-    tasks: Receiver<Task>,
-    touch: Receiver<()>,
-) -> std::io::Result<()> {
+pub(super) fn spawn(shared: Arc<Shared>, tasks: Receiver<Task>) -> std::io::Result<()> {
     let toucher = shared.clone();
     thread::Builder::new()
         .name("fs-notify".into())
@@ -34,8 +36,9 @@ pub(super) fn spawn(
         .spawn(move || {
             let tid = nix::unistd::gettid().as_raw() as u32;
             toucher.toucher_tid.store(tid, Ordering::Relaxed);
+            let _ = toucher.touches.toucher.set(thread::current());
             run_at_idle_priority();
-            touch_values(&toucher.options.mountpoint, &toucher.touches, &touch)
+            touch_values(&toucher)
         })?;
     Ok(())
 }
@@ -52,11 +55,7 @@ impl Listener for Shared {
         match notice {
             // On the event thread, at once: this is the latency that counts.
             Notice::Edges { global, counted } => {
-                for file in self.files().of_line(global) {
-                    if file.stream.is_some() || (counted && file.is_value()) {
-                        file.wake_pollers();
-                    }
-                }
+                self.wake_edge_pollers(global, counted);
                 self.complete_held(global);
                 if counted {
                     self.touches.add(global);
@@ -71,10 +70,39 @@ impl Listener for Shared {
                         file.wake_pollers();
                     }
                     shared.complete_held(global);
+                    shared.touches.let_go(global);
                     forget_line(shared, global, serial);
                 }));
             }
         }
+    }
+}
+
+thread_local! {
+    /// The poll handles one edge wakes, reused from edge to edge: an event
+    /// thread allocates nothing per edge.
+    static POLL_HANDLES: RefCell<Vec<PollNotifier>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Shared {
+    /// Wakes the pollers of the line's `events` files, and of its `value`
+    /// files if the edges were counted. The handles are copied out first:
+    /// no lock is held while the kernel is told, so the pollers' own poll
+    /// and read requests never wait for this loop.
+    fn wake_edge_pollers(&self, global: u32, counted: bool) {
+        POLL_HANDLES.with_borrow_mut(|handles| {
+            self.files().poll_handles_of_line(
+                global,
+                |file| file.stream.is_some() || (counted && file.is_value()),
+                handles,
+            );
+            let woken = handles.len();
+            handles.drain(..).for_each(notify_poller);
+            // A crowd that has gone gives its slots back.
+            if handles.capacity() > 64 && woken * 4 < handles.capacity() {
+                handles.shrink_to(woken);
+            }
+        });
     }
 }
 
@@ -129,31 +157,68 @@ fn run_at_idle_priority() {
     }
 }
 
-/// Lines waiting for an inotify touch: a set, so a burst of edges costs
-/// one touch per line and no memory, and one pending wake-up at most.
+/// Lines waiting for an inotify touch: each once, so a burst of edges
+/// costs one touch per line, and the helper is woken once per burst.
+/// `let_go` holds lines whose kept `value` handle may have to be closed.
+/// The helper parks (a futex wait, no spinning) until there is work.
+#[derive(Default)]
 pub(super) struct Touches {
-    lines: Mutex<BTreeSet<u32>>,
-    wake: Sender<()>,
+    pending: Mutex<Pending>,
+    /// The inotify helper, once it runs.
+    toucher: OnceLock<Thread>,
+}
+
+#[derive(Default)]
+struct Pending {
+    lines: Vec<u32>,
+    let_go: Vec<u32>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.lines.is_empty() && self.let_go.is_empty()
+    }
 }
 
 impl Touches {
-    pub(super) fn new() -> (Self, Receiver<()>) {
-        let (wake, woken) = bounded(1);
-        let touches = Self {
-            lines: Mutex::default(),
-            wake,
-        };
-        (touches, woken)
+    fn add(&self, global: u32) {
+        self.queue(global, |pending| &mut pending.lines);
     }
 
-    fn add(&self, global: u32) {
-        if lock(&self.lines).insert(global) {
-            let _ = self.wake.try_send(());
+    fn let_go(&self, global: u32) {
+        self.queue(global, |pending| &mut pending.let_go);
+    }
+
+    /// Queues `global` and wakes the helper, unless it is queued already
+    /// (then the helper has been woken for it).
+    fn queue(&self, global: u32, list: impl FnOnce(&mut Pending) -> &mut Vec<u32>) {
+        let mut pending = lock(&self.pending);
+        let list = list(&mut pending);
+        if list.contains(&global) {
+            return;
+        }
+        list.push(global);
+        drop(pending);
+        if let Some(toucher) = self.toucher.get() {
+            toucher.unpark();
         }
     }
 
-    fn take(&self) -> BTreeSet<u32> {
-        std::mem::take(&mut *lock(&self.lines))
+    /// Swaps what is queued for `work` (emptied; its buffers are reused).
+    fn take(&self, work: &mut Pending) {
+        std::mem::swap(&mut *lock(&self.pending), work);
+    }
+}
+
+impl Shared {
+    /// Called after an open file left the table: once a line has no open
+    /// files, the inotify helper must not keep the mount busy for it.
+    pub(super) fn file_closed(&self, file: &OpenFile) {
+        if let Some(global) = file.node.line()
+            && !self.files().has_line(global)
+        {
+            self.touches.let_go(global);
+        }
     }
 }
 
@@ -161,13 +226,89 @@ impl Touches {
 /// any truncate through the mount. So this thread truncates the value file
 /// of every line that had an event, and `setattr` ignores its requests
 /// (by thread id).
-fn touch_values(mountpoint: &std::path::Path, touches: &Touches, woken: &Receiver<()>) {
-    while woken.recv().is_ok() {
-        for global in touches.take() {
-            let path = mountpoint.join(format!("gpio{global}/value"));
-            if let Err(e) = nix::unistd::truncate(&path, 0) {
-                log::debug!("inotify touch of gpio{global}: {e}");
+///
+/// While a line has open files (the mount is busy anyway), the thread
+/// keeps an O_PATH handle of its `value` and truncates through
+/// /proc/self/fd: one SETATTR, without the path walk and the root's
+/// GETATTR. O_PATH raises no IN_OPEN or IN_CLOSE and sends no FUSE open.
+/// Otherwise it truncates by path and holds nothing, so an idle mount
+/// unmounts.
+fn touch_values(shared: &Shared) {
+    let mut kept = HashMap::new();
+    let mut work = Pending::default();
+    loop {
+        shared.touches.take(&mut work);
+        if work.is_empty() {
+            // Woken by `queue`'s unpark (or spuriously: the loop rechecks).
+            thread::park();
+            continue;
+        }
+        for global in work.let_go.drain(..) {
+            let serial = shared.mux.line(global).map(|line| line.serial);
+            if !shared.files().has_line(global)
+                || kept
+                    .get(&global)
+                    .is_some_and(|k: &Kept| Some(k.serial) != serial)
+            {
+                kept.remove(&global);
             }
         }
+        for global in work.lines.drain(..) {
+            touch_value(shared, &mut kept, global);
+        }
+    }
+}
+
+/// A kept O_PATH handle of a line's `value`, its /proc/self/fd path, and
+/// the export it names.
+struct Kept {
+    serial: u64,
+    /// Kept open while `path` names it.
+    _fd: OwnedFd,
+    path: PathBuf,
+}
+
+fn touch_value(shared: &Shared, kept: &mut HashMap<u32, Kept>, global: u32) {
+    let path = || {
+        shared
+            .options
+            .mountpoint
+            .join(format!("gpio{global}/value"))
+    };
+    if !shared.files().has_line(global) {
+        kept.remove(&global);
+        return truncate(&path(), global);
+    }
+    if let Some(k) = kept.get(&global) {
+        match nix::unistd::truncate(&k.path, 0) {
+            Ok(()) => return,
+            // A re-export since: the handle names the old inode.
+            Err(e) => log::debug!("inotify touch of kept gpio{global}/value: {e}"),
+        }
+        kept.remove(&global);
+    }
+    let Some(serial) = shared.mux.line(global).map(|line| line.serial) else {
+        return;
+    };
+    match nix::fcntl::open(&path(), OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()) {
+        Ok(fd) => {
+            let path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+            truncate(&path, global);
+            kept.insert(
+                global,
+                Kept {
+                    serial,
+                    _fd: fd,
+                    path,
+                },
+            );
+        }
+        Err(e) => log::debug!("inotify handle of gpio{global}/value: {e}"),
+    }
+}
+
+fn truncate(path: &Path, global: u32) {
+    if let Err(e) = nix::unistd::truncate(path, 0) {
+        log::debug!("inotify touch of gpio{global}: {e}");
     }
 }

@@ -401,6 +401,9 @@ impl Filesystem for GpioFs {
             let mut files = self.shared.files_mut();
             (files.remove(fh.0), files.shrunk())
         };
+        if let Some(file) = &file {
+            self.shared.file_closed(file); // perf: the inotify helper's handle
+        }
         drop(file);
         reply.ok();
         if shrunk {
