@@ -12,7 +12,8 @@
 //! - `holders`: who has files of a line open;
 //! - `reads`, `held`: how a read is answered, at once or once data comes;
 //! - `notify`: multiplexer notices turned into poll wake-ups, finished
-//!   reads and inotify events;
+//!   reads and dropped directory entries;
+//! - `toucher`: the inotify helper, which raises IN_MODIFY on `value`;
 //! - `ops`: the FUSE operations, on top of all these.
 
 mod attr;
@@ -27,10 +28,10 @@ mod ops;
 mod reads;
 mod stat;
 mod sys;
+mod toucher;
 mod tree;
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crossbeam_channel::Sender;
@@ -42,6 +43,7 @@ pub use control::ControlTree;
 use files::OpenFiles;
 use held::HeldReads;
 use stat::MetaTable;
+use toucher::Toucher;
 
 /// Which of the kernel's two sysfs GPIO interfaces the tree shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -105,11 +107,8 @@ struct Shared {
     notifier: OnceLock<Notifier>,
     /// Work for the notification thread.
     tasks: Sender<notify::Task>,
-    /// Lines whose `value` should get an inotify IN_MODIFY.
-    touches: notify::Touches,
-    /// The thread that truncates `value` files for inotify, so that its
-    /// own requests are recognised.
-    toucher_tid: AtomicU32,
+    /// The inotify helper, and the lines it should touch.
+    toucher: Toucher,
 }
 
 /// The FUSE filesystem.
@@ -157,10 +156,10 @@ impl GpioFs {
             held: Mutex::default(),
             notifier: OnceLock::new(),
             tasks,
-            touches: notify::Touches::default(),
-            toucher_tid: AtomicU32::new(0),
+            toucher: Toucher::default(),
         });
-        notify::spawn(shared.clone(), tasks_rx)?;
+        notify::spawn(Arc::downgrade(&shared), tasks_rx)?;
+        Toucher::spawn(Arc::downgrade(&shared))?;
         let listener: Arc<dyn Listener> = shared.clone();
         shared.mux.listen(Arc::downgrade(&listener));
         Ok((

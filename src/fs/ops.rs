@@ -4,7 +4,6 @@
 
 use std::ffi::OsStr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use fuser::{
@@ -166,7 +165,7 @@ impl Filesystem for GpioFs {
         let Some((node, kind)) = self.existing(ino) else {
             return reply.error(Errno::ENOENT);
         };
-        let own_touch = req.pid() == self.shared.toucher_tid.load(Ordering::Relaxed);
+        let own_touch = self.shared.toucher.is_helper(req.pid());
         if !own_touch {
             let meta = self.shared.meta(node, kind);
             let meta = meta.changed(mode, uid, gid, atime, mtime, ctime);
@@ -456,7 +455,7 @@ impl Filesystem for GpioFs {
                     let position = 3 + self.shared.position(node, i);
                     Some((
                         position,
-                        self.shared.ino(node),
+                        self.shared.ino(node)?,
                         self.shared.kind(node)?,
                         name,
                     ))
