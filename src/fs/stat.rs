@@ -108,16 +108,21 @@ impl MetaTable {
 
 impl Shared {
     /// A node's owner, mode and times now.
+    /// (A gone line's entries: as created.)
     pub(super) fn meta(&self, node: Node, kind: FileType) -> Meta {
-        self.meta.get(self.ino(node), node, kind)
+        let ino = self.ino(node).unwrap_or_else(|| node.ino(0));
+        self.meta.get(ino, node, kind)
     }
 
     pub(super) fn set_meta(&self, node: Node, meta: Meta) {
-        self.meta.set(self.ino(node), meta);
+        if let Some(ino) = self.ino(node) {
+            self.meta.set(ino, meta);
+        }
     }
 
     pub(super) fn attr(&self, node: Node) -> Option<FileAttr> {
-        Some(self.attr_of_kind(node, self.ino(node), self.kind(node)?))
+        let ino = self.ino(node)?;
+        Some(self.attr_of_kind(node, ino, self.kind(node)?))
     }
 
     /// Attributes of a node of a known kind, present or not (an open file

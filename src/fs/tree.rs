@@ -17,13 +17,15 @@ pub(super) fn device_number(chip: &Chip) -> Option<u32> {
 }
 
 impl Shared {
-    /// A node's inode number now (a line's entries: by its current export).
-    pub(super) fn ino(&self, node: Node) -> u64 {
-        let serial = node
-            .line()
-            .and_then(|global| self.mux.line(global))
-            .map_or(0, |line| line.serial);
-        node.ino(serial)
+    /// A node's inode number now: a line's entries by its current export,
+    /// and none while the line is not exported. (Numbering a gone line's
+    /// entry by no export would let a lookup racing unexport give the
+    /// kernel an entry no later lookup or forget matches.)
+    pub(super) fn ino(&self, node: Node) -> Option<u64> {
+        match node.line() {
+            Some(global) => Some(node.ino(self.mux.line(global)?.serial)),
+            None => Some(node.ino(0)),
+        }
     }
 
     /// The node an inode number names, if its line (if any) is exported
