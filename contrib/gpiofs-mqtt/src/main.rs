@@ -12,6 +12,7 @@ mod topics;
 mod tree;
 mod watch;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -197,6 +198,11 @@ fn init_logging(cli: &Cli) {
         level,
         config,
         simplelog::TerminalMode::Stderr,
-        simplelog::ColorChoice::Auto,
+        // Colours only for a person: journald and log files get plain text.
+        if std::io::stderr().is_terminal() {
+            simplelog::ColorChoice::Auto
+        } else {
+            simplelog::ColorChoice::Never
+        },
     );
 }
