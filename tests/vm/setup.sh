@@ -42,6 +42,8 @@ die() {
 	echo "gpiofs-vm setup: ERROR: $*" >&2
 	exit 1
 }
+# shellcheck source=tests/vm/initramfs.sh
+source "$HERE/initramfs.sh"
 
 # ---------------------------------------------------------------- host tools
 # package -> a file it provides that we use
@@ -155,11 +157,7 @@ if [[ ! -s $INITRD || $(cat "$INITRD.stamp" 2>/dev/null) != "$stamp" ]]; then
 		esac >"$tmp/lib/modules/$n.ko" || die "cannot decompress $f"
 		echo "$n" >>"$tmp/lib/modules/load-order"
 	done
-	(cd "$tmp" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -6) >"$INITRD.tmp" ||
-		die "cpio/gzip of the initramfs failed"
-	rm -rf "$tmp"
-	mv -f "$INITRD.tmp" "$INITRD"
-	echo "$stamp" >"$INITRD.stamp"
+	pack_initramfs "$tmp" "$INITRD" "$stamp"
 fi
 
 echo "$PIN" >"$CACHE/$CURRENT.tmp" && mv -f "$CACHE/$CURRENT.tmp" "$CACHE/$CURRENT"

@@ -60,6 +60,8 @@ HOSTPKGS+=(mmdebstrap busybox-static cpio kmod xz-utils gzip)
 
 # shellcheck source=contrib/cross/apt-need.sh
 . "$HERE/../../../contrib/cross/apt-need.sh"
+# shellcheck source=tests/vm/initramfs.sh
+. "$HERE/../initramfs.sh"
 apt_need "${HOSTPKGS[@]}" || die "cannot install ${HOSTPKGS[*]}"
 
 mkdir -p "$CACHE"
@@ -199,11 +201,7 @@ if [[ ! -s $INITRD || $(cat "$INITRD.stamp" 2>/dev/null) != "$stamp" ]]; then
 		esac >"$tmp/lib/modules/$n.ko" || die "cannot decompress ${MODFILE[$n]}"
 		echo "$n" >>"$tmp/lib/modules/load-order"
 	done
-	(cd "$tmp" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -6) >"$INITRD.tmp" ||
-		die "cpio/gzip of the initramfs failed"
-	rm -rf "$tmp"
-	mv -f "$INITRD.tmp" "$INITRD"
-	echo "$stamp" >"$INITRD.stamp"
+	pack_initramfs "$tmp" "$INITRD" "$stamp"
 fi
 
 # ---------------------------------------------------------------- userland
