@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
 
+use super::entries::GPIO_ENTRIES;
 use super::files::OpenFile;
-use super::node::{GPIO_ENTRIES, GpioEntry, Node};
+use super::node::{GpioEntry, Node};
 
 /// Writes one line per process holding a file of the line, by process id.
 /// Open `holders` files are queries, not uses, and are left out.

@@ -5,9 +5,11 @@
 //! state, and holds blocking reads until the multiplexer has data.
 //!
 //! - `node`: what a node is, and its inode number;
+//! - `entries`: each directory's entries: name, kind, mode, show, store;
 //! - `tree`: which nodes exist now, their kinds and children;
 //! - `stat`: what stat shows of them (and chown, chmod, utimes change);
-//! - `attr`, `content`: the text of each attribute, shown and stored;
+//! - `attr`, `content`: the show and store operations, and the text
+//!   they parse and format;
 //! - `files`: open files and their poll state;
 //! - `holders`: who has files of a line open;
 //! - `reads`, `held`: how a read is answered, at once or once data comes;
@@ -19,6 +21,7 @@
 mod attr;
 mod content;
 pub mod control;
+mod entries;
 mod files;
 mod held;
 mod holders;

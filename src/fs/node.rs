@@ -6,7 +6,9 @@
 //! an inode after its node is gone (a file left open across unexport):
 //! numbering by export means a re-exported line never meets those inodes.
 
-use fuser::FileType;
+use super::entries::{
+    CHIP_ENTRIES, GPIO_ENTRIES, PER_CHIP_ENTRIES, PER_CHIP_LINE_ENTRIES, SIM_ENTRIES, find_index,
+};
 
 /// Entries of a `gpiochip<BASE>` directory, and of a `chip<X>` one. The
 /// discriminant is the entry's part of its inode number.
@@ -91,150 +93,6 @@ pub(super) enum Node {
         global: u32,
         entry: GpioEntry,
     },
-}
-
-/// What an entry is when created.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Kind {
-    Dir,
-    File,
-    Link,
-    /// A chip's `device`: a link where the chip has a sysfs device to lead
-    /// to, else a directory holding `<chip name>`.
-    Device,
-}
-
-/// One entry of a directory, as sysfs fixes it. As in kernfs, the mode
-/// says which operations a file has: no read bits, no show; no write
-/// bits, no store.
-pub(super) struct Entry<E: 'static> {
-    pub(super) id: E,
-    /// Empty for the directory itself and for `device/<chip name>`, which
-    /// are not listed by a fixed name.
-    pub(super) name: &'static str,
-    pub(super) kind: Kind,
-    pub(super) mode: u16,
-}
-
-const fn entry<E>(id: E, name: &'static str, kind: Kind, mode: u16) -> Entry<E> {
-    Entry {
-        id,
-        name,
-        kind,
-        mode,
-    }
-}
-
-const fn dir<E>(id: E, name: &'static str) -> Entry<E> {
-    entry(id, name, Kind::Dir, 0o755)
-}
-
-const fn link<E>(id: E, name: &'static str) -> Entry<E> {
-    entry(id, name, Kind::Link, 0o777)
-}
-
-const fn file<E>(id: E, name: &'static str, mode: u16) -> Entry<E> {
-    entry(id, name, Kind::File, mode)
-}
-
-// What `gpiochip<BASE>` and `chip<X>` have in common.
-const CHIP_DIR: Entry<ChipEntry> = dir(ChipEntry::Dir, "");
-const CHIP_LABEL: Entry<ChipEntry> = file(ChipEntry::Label, "label", 0o444);
-const CHIP_NGPIO: Entry<ChipEntry> = file(ChipEntry::Ngpio, "ngpio", 0o444);
-const CHIP_UEVENT: Entry<ChipEntry> = file(ChipEntry::Uevent, "uevent", 0o644);
-const CHIP_DEVICE: Entry<ChipEntry> = entry(ChipEntry::Device, "device", Kind::Device, 0o755);
-const CHIP_DEVICE_CHIP: Entry<ChipEntry> = dir(ChipEntry::DeviceChip, "");
-const CHIP_POWER: Entry<ChipEntry> = dir(ChipEntry::Power, "power");
-const CHIP_SUBSYSTEM: Entry<ChipEntry> = link(ChipEntry::Subsystem, "subsystem");
-
-pub(super) const CHIP_ENTRIES: [Entry<ChipEntry>; 9] = [
-    CHIP_DIR,
-    file(ChipEntry::Base, "base", 0o444),
-    CHIP_LABEL,
-    CHIP_NGPIO,
-    CHIP_UEVENT,
-    CHIP_DEVICE,
-    CHIP_DEVICE_CHIP,
-    CHIP_POWER,
-    CHIP_SUBSYSTEM,
-];
-
-/// A `chip<X>` directory, as gpiolib-sysfs.c's gpiochip_ext_attrs and the
-/// class device give it.
-pub(super) const PER_CHIP_ENTRIES: [Entry<ChipEntry>; 10] = [
-    CHIP_DIR,
-    file(ChipEntry::Export, "export", 0o200),
-    file(ChipEntry::Unexport, "unexport", 0o200),
-    CHIP_LABEL,
-    CHIP_NGPIO,
-    CHIP_UEVENT,
-    CHIP_DEVICE,
-    CHIP_DEVICE_CHIP,
-    CHIP_POWER,
-    CHIP_SUBSYSTEM,
-];
-
-/// A `chip<X>/gpio<OFFSET>` directory: an attribute group, only these two.
-pub(super) const PER_CHIP_LINE_ENTRIES: [Entry<GpioEntry>; 3] = [
-    dir(GpioEntry::Dir, ""),
-    file(GpioEntry::Direction, "direction", 0o644),
-    file(GpioEntry::Value, "value", 0o644),
-];
-
-pub(super) const GPIO_ENTRIES: [Entry<GpioEntry>; 14] = [
-    dir(GpioEntry::Dir, ""),
-    file(GpioEntry::Direction, "direction", 0o644),
-    file(GpioEntry::Value, "value", 0o644),
-    file(GpioEntry::Edge, "edge", 0o644),
-    file(GpioEntry::ActiveLow, "active_low", 0o644),
-    file(GpioEntry::Uevent, "uevent", 0o644),
-    file(GpioEntry::Events, "events", 0o444),
-    file(GpioEntry::Bias, "bias", 0o644),
-    file(GpioEntry::Drive, "drive", 0o644),
-    file(GpioEntry::DebounceUs, "debounce_us", 0o644),
-    link(GpioEntry::Device, "device"),
-    dir(GpioEntry::Power, "power"),
-    link(GpioEntry::Subsystem, "subsystem"),
-    file(GpioEntry::Holders, "holders", 0o444),
-];
-
-pub(super) const SIM_ENTRIES: [Entry<SimEntry>; 4] = [
-    dir(SimEntry::Dir, ""),
-    file(SimEntry::Pull, "pull", 0o644),
-    file(SimEntry::Value, "value", 0o444),
-    file(SimEntry::Hog, "hog", 0o644),
-];
-
-/// The entry of a table with id `id`.
-fn find<E: Copy + PartialEq>(table: &'static [Entry<E>], id: E) -> Option<&'static Entry<E>> {
-    table.iter().find(|e| e.id == id)
-}
-
-/// The entry of a table whose id has discriminant `index` (from an inode
-/// number).
-fn find_index<E: Copy + Into<u8>>(table: &'static [Entry<E>], index: u64) -> Option<E> {
-    table
-        .iter()
-        .find(|e| u64::from(e.id.into()) == index)
-        .map(|e| e.id)
-}
-
-/// A named child entry of a directory table (not the directory itself).
-pub(super) fn entry_named<E: Copy>(table: &[Entry<E>], name: &str) -> Option<E> {
-    table
-        .iter()
-        .find(|e| !e.name.is_empty() && e.name == name)
-        .map(|e| e.id)
-}
-
-/// The listable children of a directory table.
-pub(super) fn entry_names<E: Copy>(
-    table: &[Entry<E>],
-) -> impl Iterator<Item = (E, &'static str)> + '_ {
-    table
-        .iter()
-        .filter(|e| !e.name.is_empty())
-        .map(|e| (e.id, e.name))
 }
 
 macro_rules! discriminant_into_u8 {
@@ -352,53 +210,6 @@ impl Node {
                 TAG_PER_CHIP_LINE << TAG_SHIFT | (serial & SERIAL_MASK) << 8 | entry as u64
             }
         }
-    }
-
-    /// What the node is when created, and its mode.
-    fn spec(self) -> (Kind, u16) {
-        fn of<E: Copy + PartialEq>(table: &'static [Entry<E>], id: E) -> (Kind, u16) {
-            find(table, id).map_or((Kind::File, 0), |e| (e.kind, e.mode))
-        }
-        match self {
-            Node::Root | Node::Sim | Node::SimChip { .. } => (Kind::Dir, 0o755),
-            Node::Export | Node::Unexport => (Kind::File, 0o200),
-            Node::Chip { entry, .. } => of(&CHIP_ENTRIES, entry),
-            Node::PerChip { entry, .. } => of(&PER_CHIP_ENTRIES, entry),
-            Node::Gpio { entry, .. } => of(&GPIO_ENTRIES, entry),
-            Node::PerChipLine { entry, .. } => of(&PER_CHIP_LINE_ENTRIES, entry),
-            Node::SimLine { entry, .. } => of(&SIM_ENTRIES, entry),
-        }
-    }
-
-    /// Regular file, directory or symlink. `device` of a chip is a link
-    /// only where the chip has a real sysfs device to lead to.
-    pub(super) fn kind(self, device_is_link: bool) -> FileType {
-        match self.spec().0 {
-            Kind::Dir => FileType::Directory,
-            Kind::File => FileType::RegularFile,
-            Kind::Link => FileType::Symlink,
-            Kind::Device if device_is_link => FileType::Symlink,
-            Kind::Device => FileType::Directory,
-        }
-    }
-
-    /// The sysfs mode a node is created with.
-    pub(super) fn default_mode(self, kind: FileType) -> u16 {
-        match kind {
-            FileType::Directory => 0o755,
-            FileType::Symlink => 0o777,
-            _ => self.spec().1,
-        }
-    }
-
-    /// Whether the node has a store operation at all (kernfs's has_write).
-    pub(super) fn writable(self) -> bool {
-        self.spec().1 & 0o222 != 0
-    }
-
-    /// Whether the node has a show operation at all (kernfs's has_read).
-    pub(super) fn readable(self) -> bool {
-        self.spec().1 & 0o444 != 0
     }
 
     /// The line a node belongs to, for gpio directory entries (of

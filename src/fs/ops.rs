@@ -343,11 +343,8 @@ impl Filesystem for GpioFs {
         // Like kernfs: a store sees at most a page; the rest is a short write.
         let data = &data[..data.len().min(PAGE_SIZE)];
         let written = data.len() as u32;
-        match self
-            .shared
-            .attributes()
-            .store(file.node, file.line.as_ref(), data)
-        {
+        let attrs = self.shared.attributes();
+        match file.node.store(&attrs, file.line.as_ref(), data) {
             // The kernel may still hold the gone directory's entry: answer
             // once it is dropped, so that the line is gone when unexport
             // returns.

@@ -58,10 +58,8 @@ impl Shared {
         let mut text = lock(&file.text);
         if offset == 0 || text.is_empty() {
             file.mark_read();
-            if let Err(errno) = self
-                .attributes()
-                .show(file.node, file.line.as_ref(), &mut text)
-            {
+            let attrs = self.attributes();
+            if let Err(errno) = file.node.show(&attrs, file.line.as_ref(), &mut text) {
                 text.clear();
                 return answer(Err(errno));
             }

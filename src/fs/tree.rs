@@ -4,10 +4,10 @@
 use fuser::FileType;
 
 use super::Shared;
-use super::node::{
-    self, CHIP_ENTRIES, ChipEntry, Entry, GPIO_ENTRIES, GpioEntry, Ino, Node, PER_CHIP_ENTRIES,
-    PER_CHIP_LINE_ENTRIES, SIM_ENTRIES, SimEntry,
+use super::entries::{
+    self, CHIP_ENTRIES, Entry, GPIO_ENTRIES, PER_CHIP_ENTRIES, PER_CHIP_LINE_ENTRIES, SIM_ENTRIES,
 };
+use super::node::{ChipEntry, GpioEntry, Ino, Node, SimEntry};
 use crate::mux::Chip;
 
 /// X of a chip's `chip<X>` directory: the number of its /dev/gpiochipX
@@ -336,12 +336,12 @@ impl Shared {
                 entry: ChipEntry::Dir,
             } => Node::Chip {
                 id,
-                entry: node::entry_named(&CHIP_ENTRIES, name)?,
+                entry: entries::entry_named(&CHIP_ENTRIES, name)?,
             },
             Node::PerChip {
                 id,
                 entry: ChipEntry::Dir,
-            } => match node::entry_named(&PER_CHIP_ENTRIES, name) {
+            } => match entries::entry_named(&PER_CHIP_ENTRIES, name) {
                 Some(entry) => Node::PerChip { id, entry },
                 None => {
                     let chip = self.mux.chip(id)?;
@@ -377,14 +377,14 @@ impl Shared {
                 entry: GpioEntry::Dir,
             } => Node::PerChipLine {
                 global,
-                entry: node::entry_named(&PER_CHIP_LINE_ENTRIES, name)?,
+                entry: entries::entry_named(&PER_CHIP_LINE_ENTRIES, name)?,
             },
             Node::Gpio {
                 global,
                 entry: GpioEntry::Dir,
             } => Node::Gpio {
                 global,
-                entry: node::entry_named(&GPIO_ENTRIES, name)?,
+                entry: entries::entry_named(&GPIO_ENTRIES, name)?,
             },
             Node::Sim => {
                 let chips = self.sim.as_ref()?.chips();
@@ -403,7 +403,7 @@ impl Shared {
             } => Node::SimLine {
                 chip,
                 offset,
-                entry: node::entry_named(&SIM_ENTRIES, name)?,
+                entry: entries::entry_named(&SIM_ENTRIES, name)?,
             },
             _ => return None,
         })
@@ -411,8 +411,8 @@ impl Shared {
 }
 
 /// The listable entries of a directory table, as nodes made by `make`.
-fn entries<E: Copy>(table: &[Entry<E>], make: impl Fn(E) -> Node) -> Vec<(Node, String)> {
-    node::entry_names(table)
+fn entries<E: Copy, S>(table: &[Entry<E, S>], make: impl Fn(E) -> Node) -> Vec<(Node, String)> {
+    entries::entry_names(table)
         .map(|(entry, name)| (make(entry), name.to_string()))
         .collect()
 }
