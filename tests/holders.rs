@@ -1,5 +1,5 @@
 //! SPEC §1 `gpio<N>/holders`: one line per process with a file of the line
-//! open, `PID COMM FILE...`, gone when its last file of the line closes.
+//! open, `PID COMM`, gone when its last file of the line closes.
 
 mod common;
 
@@ -32,28 +32,23 @@ fn holder(dir: &std::path::Path, files: &[&str], program: &[&str]) -> Child {
     cmd.spawn().expect("spawn holder")
 }
 
-/// The holders text as (pid, comm, files) rows.
-fn rows(m: &Mount, line: u32) -> Vec<(u32, String, Vec<String>)> {
+/// The holders text as (pid, comm) rows: COMM is the rest of the line.
+fn rows(m: &Mount, line: u32) -> Vec<(u32, String)> {
     m.get(&format!("gpio{line}/holders"))
         .lines()
         .map(|row| {
-            let mut words = row.split(' ');
-            let pid = words.next().unwrap().parse().expect("PID");
-            let comm = words.next().expect("COMM").to_string();
-            (pid, comm, words.map(str::to_string).collect())
+            let (pid, comm) = row.split_once(' ').expect("PID COMM");
+            (pid.parse().expect("PID"), comm.to_string())
         })
         .collect()
 }
 
 /// Waits (bounded) until the holders of `line` are exactly `want`.
 #[track_caller]
-fn expect_rows(m: &Mount, line: u32, want: &[(u32, &str, &[&str])]) {
-    let want: Vec<(u32, String, Vec<String>)> = want
+fn expect_rows(m: &Mount, line: u32, want: &[(u32, &str)]) {
+    let want: Vec<(u32, String)> = want
         .iter()
-        .map(|(pid, comm, files)| {
-            let files = files.iter().map(|f| f.to_string()).collect();
-            (*pid, comm.to_string(), files)
-        })
+        .map(|(pid, comm)| (*pid, comm.to_string()))
         .collect();
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -75,7 +70,7 @@ fn stop(mut child: Child) {
 }
 
 #[test]
-fn holders_lists_each_process_with_its_files_until_it_closes() {
+fn holders_lists_each_process_once_until_its_files_close() {
     let Some(m) = mount(DEMO) else { return };
     m.put("export", "529");
     m.put("export", "530");
@@ -85,28 +80,36 @@ fn holders_lists_each_process_with_its_files_until_it_closes() {
     expect_rows(&m, 529, &[]);
 
     let dir = m.p("gpio529");
+    // A command name with a space: COMM is the rest of the line, verbatim.
+    let spaced = tempfile::tempdir().unwrap();
+    let sleeper = spaced.path().join("gpio sleeper");
+    std::fs::copy("/bin/sleep", &sleeper).unwrap();
+    let sleeper = sleeper.to_str().unwrap();
     let a = holder(&dir, &["value", "events"], &["sleep", "60"]);
     let b = holder(&dir, &["direction"], &["tail", "-f", "/dev/null"]);
-    let c = holder(&dir, &["value", "value", "edge"], &["sleep", "60"]);
+    let c = holder(&dir, &["value", "value", "edge"], &[sleeper, "60"]);
+    // The per-chip ABI's files of the line are files of the line too.
+    let d = holder(&m.p("chip0/gpio17"), &["value"], &["sleep", "60"]);
     let other = holder(&m.p("gpio530"), &["value"], &["sleep", "60"]);
     let mut all = vec![
-        (a.id(), "sleep", &["value", "events"][..]),
-        (b.id(), "tail", &["direction"][..]),
-        (c.id(), "sleep", &["value", "edge"][..]),
+        (a.id(), "sleep"),
+        (b.id(), "tail"),
+        (c.id(), "gpio sleeper"),
+        (d.id(), "sleep"),
     ];
     all.sort();
     expect_rows(&m, 529, &all);
-    expect_rows(&m, 530, &[(other.id(), "sleep", &["value"])]);
+    expect_rows(&m, 530, &[(other.id(), "sleep")]);
 
     // Each drops out when it exits (its files close); the rest stay.
-    for child in [b, a, c] {
+    for child in [b, a, d, c] {
         let pid = child.id();
         stop(child);
-        all.retain(|&(p, _, _)| p != pid);
+        all.retain(|&(p, _)| p != pid);
         expect_rows(&m, 529, &all);
     }
     expect_rows(&m, 529, &[]);
-    expect_rows(&m, 530, &[(other.id(), "sleep", &["value"])]);
+    expect_rows(&m, 530, &[(other.id(), "sleep")]);
     stop(other);
     expect_rows(&m, 530, &[]);
 }
@@ -116,7 +119,7 @@ fn files_opened_by_a_thread_belong_to_its_process() {
     let Some(m) = mount(DEMO) else { return };
     m.put("export", "529");
     let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
-    let comm = comm.trim_end().replace(' ', "_");
+    let comm = comm.trim_end();
     let path = m.p("gpio529/value");
     let (opened, close) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
     let opener = thread::spawn(move || {
@@ -126,7 +129,7 @@ fn files_opened_by_a_thread_belong_to_its_process() {
         drop(fd);
     });
     opened.1.recv().unwrap();
-    expect_rows(&m, 529, &[(std::process::id(), &comm, &["value"])]);
+    expect_rows(&m, 529, &[(std::process::id(), comm)]);
     // A file closed by the process alone also ends its row.
     close.0.send(()).unwrap();
     opener.join().unwrap();

@@ -1,43 +1,35 @@
 //! `gpio<N>/holders`: which processes have files of a line open, as
-//! `PID COMM FILE...` lines ("who is using GPIO 17?").
+//! `PID COMM` lines (SPEC §1: "who is using GPIO 17?").
 //!
 //! Only the opener's thread id is recorded, at open; everything else is
 //! worked out here when `holders` is read, so the value and poll paths pay
 //! nothing for it.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::sync::Arc;
 
-use super::entries::GPIO_ENTRIES;
 use super::files::OpenFile;
 use super::node::{GpioEntry, Node};
 
 /// Writes one line per process holding a file of the line, by process id.
 /// Open `holders` files are queries, not uses, and are left out.
 pub(super) fn show(files: &[Arc<OpenFile>], out: &mut Vec<u8>) -> std::io::Result<()> {
-    let mut by_process: BTreeMap<u32, Vec<GpioEntry>> = BTreeMap::new();
-    for file in files {
-        let Node::Gpio { entry, .. } = file.node else {
-            continue;
-        };
-        if entry == GpioEntry::Holders {
-            continue;
-        }
-        let entries = by_process.entry(process_of(file.opener)).or_default();
-        if !entries.contains(&entry) {
-            entries.push(entry);
-        }
-    }
-    for (pid, entries) in by_process {
-        write!(out, "{pid} {}", comm(pid))?;
-        // In the directory's order, whatever order they were opened in.
-        for entry in &GPIO_ENTRIES {
-            if entries.contains(&entry.id) {
-                write!(out, " {}", entry.name)?;
-            }
-        }
-        writeln!(out)?;
+    let processes: BTreeSet<u32> = files
+        .iter()
+        .filter(|file| {
+            !matches!(
+                file.node,
+                Node::Gpio {
+                    entry: GpioEntry::Holders,
+                    ..
+                }
+            )
+        })
+        .map(|file| process_of(file.opener))
+        .collect();
+    for pid in processes {
+        writeln!(out, "{pid} {}", comm(pid))?;
     }
     Ok(())
 }
@@ -59,11 +51,11 @@ fn tgid_in_status(status: &str) -> Option<u32> {
         .and_then(|n| n.trim().parse().ok())
 }
 
-/// The command name of a process, `?` if it has gone; spaces become `_`
-/// so that a line always splits into PID, COMM and file names.
+/// The command name of a process as /proc shows it (it may hold spaces:
+/// COMM is the rest of the line), `?` if it has gone.
 fn comm(pid: u32) -> String {
     match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
-        Ok(name) => name.trim_end_matches('\n').replace(' ', "_"),
+        Ok(name) => name.trim_end_matches('\n').to_string(),
         Err(_) => "?".to_string(),
     }
 }

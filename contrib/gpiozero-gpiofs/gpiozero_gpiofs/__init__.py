@@ -160,7 +160,7 @@ class GpiofsPin(LocalPiPin):
             self._value_fd = None
             try:
                 holders = self.factory.tree.holders(self._global)
-                if not [pid for pid, _, _ in holders if pid != os.getpid()]:
+                if not [pid for pid, _ in holders if pid != os.getpid()]:
                     self.factory.tree.unexport(self._global)
             except OSError:
                 # The tree is gone (gpiofs stopped): nothing to unexport.

@@ -94,14 +94,15 @@ class Tree:
                 raise
 
     def holders(self, number):
-        """[(pid, comm, [files])] of the processes with files of line
-        *number* open; empty if the line is not exported."""
+        """[(pid, comm)] of the processes with files of line *number*
+        open; empty if the line is not exported."""
         try:
             text = self.read(f'gpio{number}/holders')
         except FileNotFoundError:
             return []
         rows = []
         for row in text.splitlines():
-            pid, comm, *files = row.split(' ')
-            rows.append((int(pid), comm, files))
+            # COMM is the rest of the line: a command name may hold spaces.
+            pid, _, comm = row.partition(' ')
+            rows.append((int(pid), comm))
         return rows
