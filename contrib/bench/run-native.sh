@@ -4,7 +4,10 @@
 # everything, then measures with gpiofs-bench (contrib/bench/gpiofs-bench)
 #   floor    a minimal fuser file (fuse_floor, same crate), the FUSE floor
 #            for reads, writes and wake-ups (fuse_floor --trigger: a write to
-#            its trigger file is an edge on its value file)
+#            its trigger file is an edge on its value file, notified by an
+#            edge thread, as gpiofs's simulator and every GPIO daemon do)
+#   floor-inline  the same, notified by the FUSE worker that took the write
+#            (fuse_floor --trigger-inline): the least any FUSE file costs
 #   gpiofs   target/release/gpiofs --sim bench:8 (the simulator backend; the
 #            trigger is its sim/bench/line0/pull file)
 # and writes <name>.json, <name>.txt, <name>.log, wakeup.svg and summary.md
@@ -105,17 +108,22 @@ exec > >(tee "$OUT/output.log") 2>&1
 TEE=$!
 echo "# native: kernel $(uname -r), $(nproc) CPUs; edges per row $EDGES; throughput ${SECS} s"
 
-mkdir -p "$WORK/floor"
-"$REPO/target/release/fuse_floor" "$WORK/floor" --trigger >"$OUT/floor.log" 2>&1 &
-fpid=$!
-PIDS+=("$fpid")
-if wait_for "$WORK/floor/value" "$fpid" 30; then
-	run_bench floor --value-file "$WORK/floor/value" --trigger "$WORK/floor/trigger" "${COMMON[@]}"
-else
-	echo "# floor: the fuse_floor mount did not come up (log: $OUT/floor.log)"
-	rc=1
-fi
-stop "$fpid" "$WORK/floor"
+run_floor() { # NAME FLAG: one fuse_floor, measured as NAME
+	local name=$1 fpid
+	mkdir -p "$WORK/floor"
+	"$REPO/target/release/fuse_floor" "$WORK/floor" "$2" >"$OUT/$name.log" 2>&1 &
+	fpid=$!
+	PIDS+=("$fpid")
+	if wait_for "$WORK/floor/value" "$fpid" 30; then
+		run_bench "$name" --value-file "$WORK/floor/value" --trigger "$WORK/floor/trigger" "${COMMON[@]}"
+	else
+		echo "# $name: the fuse_floor mount did not come up (log: $OUT/$name.log)"
+		rc=1
+	fi
+	stop "$fpid" "$WORK/floor"
+}
+run_floor floor --trigger
+run_floor floor-inline --trigger-inline
 
 run_gpiofs() { # NAME BINARY: one gpiofs --sim, measured as NAME
 	local name=$1 gpid
@@ -141,7 +149,7 @@ exec 1>&3 2>&4
 wait "$TEE" 2>/dev/null || true
 
 plots=()
-for n in floor gpiofs-before gpiofs; do [[ -s $OUT/$n.json ]] && plots+=("$OUT/$n.json"); done
+for n in floor floor-inline gpiofs-before gpiofs; do [[ -s $OUT/$n.json ]] && plots+=("$OUT/$n.json"); done
 if ((${#plots[@]})); then
 	"$BENCH" --plot "$(IFS=,; echo "${plots[*]}")" --svg "$OUT/wakeup.svg" >/dev/null || log "the plot failed"
 fi

@@ -70,8 +70,9 @@ report() {
 import json, os, sys
 
 d = sys.argv[1]
-names = ["kernel", "floor", "gpiofs-before", "gpiofs", "proxy"]
-titles = {"kernel": "kernel sysfs", "floor": "FUSE floor", "gpiofs-before": "gpiofs before",
+names = ["kernel", "floor", "floor-inline", "gpiofs-before", "gpiofs", "proxy"]
+titles = {"kernel": "kernel sysfs", "floor": "FUSE floor", "floor-inline": "FUSE floor, inline edges",
+          "gpiofs-before": "gpiofs before",
           "gpiofs": "gpiofs", "proxy": "gpiod-sysfs-proxy"}
 R = {}
 for n in names:
@@ -132,7 +133,7 @@ if rows:
     print()
     # gpiofs's (and gpiofs-before's) last-wake median over the kernel's and
     # over the FUSE floor's
-    over = [(g, n) for g in ("gpiofs-before", "gpiofs") for n in ("kernel", "floor")
+    over = [(g, n) for g in ("gpiofs-before", "gpiofs") for n in ("kernel", "floor", "floor-inline")
             if n in lat and g in lat]
     print("| pollers | " + " | ".join(titles[n] for n in lat)
           + "".join(f" | {titles[g]} ÷ {titles[n]}" for g, n in over) + " |")

@@ -13,7 +13,16 @@
 //!     ... -- MOUNTPOINT --edges /dev/gpiochip1:0   edges of that line
 //!                                                  (input, both edges)
 //!     ... -- MOUNTPOINT --trigger                  every write to
-//!                                                  MOUNTPOINT/trigger is an edge
+//!                                                  MOUNTPOINT/trigger is an edge,
+//!                                                  notified by an edge thread
+//!     ... -- MOUNTPOINT --trigger-inline           ... notified by the FUSE
+//!                                                  worker that took the write
+//!
+//! `--trigger` is the wake-up floor of a GPIO daemon, whose edges come from
+//! a thread of its own (`--edges` reads the line's events on one; gpiofs's
+//! simulator delivers on one): the write hands the edge to a parked thread.
+//! `--trigger-inline` leaves that hand-over out: the least any FUSE file
+//! can cost, which no daemon whose edges do not arrive as FUSE writes has.
 
 #![deny(unsafe_code)]
 
@@ -36,7 +45,37 @@ struct Floor {
     /// None: the throughput floor (no poll, no per-file state).
     edges: Option<Arc<Edges>>,
     /// MOUNTPOINT/trigger exists: a write to it is an edge.
-    trigger: bool,
+    trigger: Option<Trigger>,
+}
+
+/// Who notifies a trigger's edge.
+enum Trigger {
+    /// The FUSE worker that took the write.
+    Inline,
+    /// The edge thread: the write counts the edge and unparks it.
+    Thread {
+        pending: Arc<AtomicU64>,
+        thread: std::thread::Thread,
+    },
+}
+
+/// The edge thread of `--trigger`: notifies as many edges as were written
+/// since it last looked, and parks when there are none.
+fn spawn_edge_thread(edges: Arc<Edges>) -> Trigger {
+    let pending = Arc::new(AtomicU64::new(0));
+    let waiting = pending.clone();
+    let handle = std::thread::spawn(move || {
+        loop {
+            match waiting.swap(0, Ordering::AcqRel) {
+                0 => std::thread::park(),
+                n => (0..n).for_each(|_| edges.edge()),
+            }
+        }
+    });
+    Trigger::Thread {
+        pending,
+        thread: handle.thread().clone(),
+    }
 }
 
 /// The edge counter and the open `value` files (kernfs's `on->event` and
@@ -103,7 +142,7 @@ impl Filesystem for Floor {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         if parent == INodeNo::ROOT && name == "value" {
             reply.entry(&Duration::from_secs(1), &attr(VALUE), Generation(0));
-        } else if parent == INodeNo::ROOT && name == "trigger" && self.trigger {
+        } else if parent == INodeNo::ROOT && name == "trigger" && self.trigger.is_some() {
             reply.entry(&Duration::from_secs(1), &attr(TRIGGER), Generation(0));
         } else {
             reply.error(Errno::ENOENT);
@@ -195,10 +234,13 @@ impl Filesystem for Floor {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        if ino == TRIGGER
-            && let Some(edges) = &self.edges
-        {
-            edges.edge();
+        match (&self.trigger, &self.edges) {
+            (Some(Trigger::Inline), Some(edges)) if ino == TRIGGER => edges.edge(),
+            (Some(Trigger::Thread { pending, thread }), _) if ino == TRIGGER => {
+                pending.fetch_add(1, Ordering::AcqRel);
+                thread.unpark();
+            }
+            _ => {}
         }
         reply.written(data.len() as u32);
     }
@@ -262,7 +304,8 @@ fn watch_line(spec: &str, edges: Arc<Edges>) -> Result<(), String> {
     Ok(())
 }
 
-const USAGE: &str = "usage: fuse_floor MOUNTPOINT [--edges CHIP_PATH:OFFSET | --trigger]";
+const USAGE: &str =
+    "usage: fuse_floor MOUNTPOINT [--edges CHIP_PATH:OFFSET | --trigger | --trigger-inline]";
 
 fn main() {
     if let Err(e) = run() {
@@ -273,10 +316,13 @@ fn main() {
 
 fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (mountpoint, chip, trigger) = match args.as_slice() {
-        [m] => (m, None, false),
-        [m, flag] if flag == "--trigger" => (m, None, true),
-        [m, flag, spec] if flag == "--edges" => (m, Some(spec), false),
+    // (the line whose edges count, a trigger file and whether its edges are
+    // notified inline)
+    let (mountpoint, chip, trigger, inline) = match args.as_slice() {
+        [m] => (m, None, false, false),
+        [m, flag] if flag == "--trigger" => (m, None, true, false),
+        [m, flag] if flag == "--trigger-inline" => (m, None, true, true),
+        [m, flag, spec] if flag == "--edges" => (m, Some(spec), false, false),
         _ => return Err(USAGE.into()),
     };
     let edges = (chip.is_some() || trigger).then(|| {
@@ -291,6 +337,11 @@ fn run() -> Result<(), String> {
     if let (Some(spec), Some(edges)) = (chip, &edges) {
         watch_line(spec, edges.clone())?;
     }
+    let trigger = match &edges {
+        Some(_) if trigger && inline => Some(Trigger::Inline),
+        Some(edges) if trigger => Some(spawn_edge_thread(edges.clone())),
+        _ => None,
+    };
     let floor = Floor { edges, trigger };
     let mut config = Config::default();
     config.mount_options = vec![MountOption::FSName("fuse-floor".into())];
