@@ -26,3 +26,73 @@ results_dir() {
 	mkdir -p "$out"
 	(cd "$out" && pwd -P)
 }
+
+# ------------------------------------- inside the VM (run-vm.sh, profile-vm.sh)
+
+# wait_for PATH PID SECONDS: until PATH exists (false if PID died first)
+wait_for() {
+	local path=$1 pid=$2 limit=$3 i
+	for ((i = 0; i < limit * 10; i++)); do
+		[[ -e $path ]] && return 0
+		kill -0 "$pid" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# chip_base MOUNT LABEL: base of the gpiochip* whose label is LABEL
+chip_base() {
+	local c
+	for c in "$1"/gpiochip*; do
+		[[ -e $c/label && $(cat "$c/label") == "$2" ]] && { cat "$c/base"; return 0; }
+	done
+	return 1
+}
+
+# wait_chip MOUNT LABEL PID SECONDS: chip_base, once the chip shows up
+wait_chip() {
+	local i
+	for ((i = 0; i < $4 * 10; i++)); do
+		chip_base "$1" "$2" && return 0
+		kill -0 "$3" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# stop_daemon PID MOUNT: SIGTERM, wait, make sure MOUNT is gone
+stop_daemon() {
+	local pid=$1 mnt=$2 i
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	if awk -v m="$mnt" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; then umount -l "$mnt" 2>/dev/null || true; fi
+	return 0
+}
+
+# ------------------------------------------ perf reports (profile-*.sh)
+
+# perf_section TITLE PERF-REPORT-ARGS...: one `perf report` table, without
+# its comments and call graphs
+perf_section() {
+	echo "--- $1"
+	shift
+	perf report --stdio -g none "$@" 2>/dev/null | grep -v '^#' | grep -v '^$' | sed 's/ *- *- *$//' || true
+	echo
+}
+# profile_report DATA [PERF-REPORT-ARGS...]: samples per thread and per
+# object, the top call-graph entries (inclusive) and functions (self)
+profile_report() {
+	local data=$1
+	shift
+	echo
+	echo "=== ${data##*/}"
+	perf_section "samples per thread" -i "$data" --sort comm "$@"
+	perf_section "samples per object" -i "$data" --no-children --sort dso "$@"
+	perf_section "top call-graph entries, inclusive (>= 1.5%)" -i "$data" --children --sort symbol --percent-limit 1.5 "$@"
+	perf_section "top functions, self (>= 0.3%)" -i "$data" --no-children --sort dso,symbol --percent-limit 0.3 "$@"
+}

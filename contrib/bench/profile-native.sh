@@ -120,20 +120,6 @@ fi
 profile_gpiofs gpiofs "$REPO/target/release/gpiofs"
 NAMES+=(gpiofs)
 
-report() { # TITLE PERF-REPORT-ARGS...
-	echo "--- $1"
-	shift
-	perf report --stdio -g none "$@" 2>/dev/null | grep -v '^#' | grep -v '^$' | sed 's/ *- *- *$//' || true
-	echo
-}
-profile_report() { # DATA
-	echo
-	echo "=== ${1##*/}"
-	report "samples per thread" -i "$1" --sort comm
-	report "samples per object" -i "$1" --no-children --sort dso
-	report "top call-graph entries, inclusive (>= 1.5%)" -i "$1" --children --sort symbol --percent-limit 1.5
-	report "top functions, self (>= 0.3%)" -i "$1" --no-children --sort dso,symbol --percent-limit 0.3
-}
 {
 	echo "host: $(uname -r), $(nproc) CPUs; gpiofs $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?'); load: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "perf record -e cpu-clock -F 999 --call-graph dwarf, $SECS s per profile, on the daemon's pid"

@@ -250,51 +250,6 @@ fi
 
 # ---------------------------------------------------------- inside the VM
 
-# wait_for PATH PID SECONDS: until PATH exists (false if PID died first)
-wait_for() {
-	local path=$1 pid=$2 limit=$3 i
-	for ((i = 0; i < limit * 10; i++)); do
-		[[ -e $path ]] && return 0
-		kill -0 "$pid" 2>/dev/null || return 1
-		sleep 0.1
-	done
-	return 1
-}
-
-# chip_base MOUNT LABEL: base of the gpiochip* whose label is LABEL
-chip_base() {
-	local c
-	for c in "$1"/gpiochip*; do
-		[[ -e $c/label && $(cat "$c/label") == "$2" ]] && { cat "$c/base"; return 0; }
-	done
-	return 1
-}
-
-# wait_chip MOUNT LABEL PID SECONDS: chip_base, once the chip shows up
-wait_chip() {
-	local i
-	for ((i = 0; i < $4 * 10; i++)); do
-		chip_base "$1" "$2" && return 0
-		kill -0 "$3" 2>/dev/null || return 1
-		sleep 0.1
-	done
-	return 1
-}
-
-# stop_daemon PID MOUNT: SIGTERM, wait, make sure MOUNT is gone
-stop_daemon() {
-	local pid=$1 mnt=$2 i
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 100; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-	if awk -v m="$mnt" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; then umount -l "$mnt" 2>/dev/null || true; fi
-	return 0
-}
-
 guest() {
 	local out=$1
 	[[ ${GPIOFS_VM:-} == 1 ]] || die "--guest runs inside the VM (tests/vm/run.sh)"

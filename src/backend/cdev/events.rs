@@ -26,16 +26,14 @@ const BASE_WAIT: Duration = Duration::from_secs(1);
 /// Retry period for chips that are still settling.
 const RETRY_TICK: Duration = Duration::from_millis(20);
 
+/// What the `/dev` watch always reports: chips coming and going.
+const DEV_MASK: u32 =
+    libc::IN_CREATE | libc::IN_DELETE | libc::IN_MOVED_FROM | libc::IN_MOVED_TO | libc::IN_ONLYDIR;
+
 /// Puts an inotify watch on `/dev` into the epoll set, for chips coming
 /// and going; without it, the chips present at start are all there is.
 pub(super) fn watch_dev(epoll: RawFd) -> Option<OwnedFd> {
-    let mask = libc::IN_CREATE
-        | libc::IN_DELETE
-        | libc::IN_ATTRIB
-        | libc::IN_MOVED_FROM
-        | libc::IN_MOVED_TO
-        | libc::IN_ONLYDIR;
-    let watch = sys::inotify_watch(DEV, mask).and_then(|fd| {
+    let watch = sys::inotify_watch(DEV, DEV_MASK).and_then(|fd| {
         sys::epoll_add(epoll, fd.as_raw_fd(), INOTIFY_TOKEN)?;
         Ok(fd)
     });
@@ -68,6 +66,8 @@ pub(super) fn spawn(
             .into_iter()
             .map(|name| Pending::new(name, now))
             .collect(),
+        refused: Vec::new(),
+        attrib_watched: false,
     };
     thread::Builder::new()
         .name("gpio-cdev-events".into())
@@ -102,6 +102,11 @@ struct EventLoop {
     events: EventSink,
     kernel_sysfs: bool,
     pending: Vec<Pending>,
+    /// Chips in `/dev` given up on (could not be opened in time); a
+    /// permission change (IN_ATTRIB, e.g. udev's) makes them try again.
+    refused: Vec<String>,
+    /// Whether the `/dev` watch reports IN_ATTRIB, see [`Self::watch_attrib`].
+    attrib_watched: bool,
 }
 
 impl EventLoop {
@@ -109,6 +114,7 @@ impl EventLoop {
     fn run(mut self) {
         let mut ready = [libc::epoll_event { events: 0, u64: 0 }; 32];
         loop {
+            self.watch_attrib();
             let n = match sys::epoll_wait(self.epoll, &mut ready, self.timeout_ms()) {
                 Ok(n) => n,
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
@@ -150,6 +156,30 @@ impl EventLoop {
         wait.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
     }
 
+    /// Reports IN_ATTRIB only while a chip waits to be openable. A
+    /// directory watch with IN_ATTRIB (an event on children) makes every
+    /// read and write of any file in `/dev` notify its parent, our own
+    /// `/dev/fuse` requests included: a cost per FUSE request, so per
+    /// poller and edge.
+    fn watch_attrib(&mut self) {
+        let want = !self.pending.is_empty() || !self.refused.is_empty();
+        let Some(fd) = self.inotify.as_ref().map(AsRawFd::as_raw_fd) else {
+            return;
+        };
+        if want == self.attrib_watched {
+            return;
+        }
+        let mask = if want {
+            DEV_MASK | libc::IN_ATTRIB
+        } else {
+            DEV_MASK
+        };
+        match sys::inotify_set_mask(fd, DEV, mask) {
+            Ok(()) => self.attrib_watched = want,
+            Err(e) => warn!("cannot change the {DEV} watch: {e}"),
+        }
+    }
+
     fn send(&self, event: BackendEvent) -> bool {
         (self.events)(event)
     }
@@ -186,6 +216,7 @@ impl EventLoop {
         if chip_number(name).is_none() {
             return true;
         }
+        self.refused.retain(|r| r != name);
         if mask & (libc::IN_DELETE | libc::IN_MOVED_FROM) != 0 {
             self.pending.retain(|p| p.name != name);
             return self.remove_chip(name);
@@ -219,6 +250,8 @@ impl EventLoop {
                 open &= self.remove_chip(&chip.name);
             }
         }
+        // Every chip present and not held is tried again.
+        self.refused.clear();
         let now = Instant::now();
         for name in present {
             let held = lock(&self.inner.chips).contains_key(&name);
@@ -264,6 +297,7 @@ impl EventLoop {
                     }
                     Err(e) => {
                         warn!("GPIO chip {} ignored: {e}", p.name);
+                        self.refused.push(p.name);
                         continue;
                     }
                 },

@@ -59,10 +59,16 @@ pub(super) fn epoll_wait(
 pub(super) fn inotify_watch(path: &str, mask: u32) -> io::Result<OwnedFd> {
     // SAFETY: plain syscall.
     let fd = owned(unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) })?;
+    inotify_set_mask(fd.as_raw_fd(), path, mask)?;
+    Ok(fd)
+}
+
+/// Watches `path` with `mask` on inotify fd `fd` (replacing the mask of
+/// an existing watch of it).
+pub(super) fn inotify_set_mask(fd: RawFd, path: &str, mask: u32) -> io::Result<()> {
     let path = CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: `path` is a valid C string for the duration of the call.
-    cvt(unsafe { libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), mask) })?;
-    Ok(fd)
+    cvt(unsafe { libc::inotify_add_watch(fd, path.as_ptr(), mask) }).map(drop)
 }
 
 pub(super) fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
