@@ -495,7 +495,40 @@ def consumer_and_reconfig():
     watch.close()
 
 
-for part in (tree, export_unexport, values, errnos, polls, events, holders, consumer_and_reconfig):
+def dev_watch_masks():
+    """The masks of gpiofs's inotify watches on /dev, from fdinfo."""
+    dev = os.stat("/dev")
+    masks = []
+    fds = f"/proc/{fs.proc.pid}/fd"
+    for fd in os.listdir(fds):
+        try:
+            if os.readlink(f"{fds}/{fd}") != "anon_inode:inotify":
+                continue
+            with open(f"/proc/{fs.proc.pid}/fdinfo/{fd}") as f:
+                info = f.read()
+        except OSError:
+            continue
+        for m in re.finditer(r"^inotify wd:\S+ ino:([0-9a-f]+) sdev:\S+ mask:([0-9a-f]+)", info, re.M):
+            if int(m.group(1), 16) == dev.st_ino:
+                masks.append(int(m.group(2), 16))
+    return masks
+
+
+def dev_watch():
+    # A /dev watch with IN_ATTRIB makes every read and write of /dev/fuse
+    # notify its parent: a cost on every FUSE request (issue 16). It is
+    # only asked for while a chip waits to become openable.
+    IN_ATTRIB, IN_CREATE = 0x4, 0x100
+    c.check("gpiofs watches /dev for chips coming and going",
+            wait_for(lambda: any(m & IN_CREATE for m in dev_watch_masks()), 2),
+            repr(dev_watch_masks()))
+    c.check("with every chip open, that watch leaves out IN_ATTRIB",
+            wait_for(lambda: all(not m & IN_ATTRIB for m in dev_watch_masks()), 2),
+            [hex(m) for m in dev_watch_masks()])
+
+
+for part in (tree, export_unexport, values, errnos, polls, events, holders, consumer_and_reconfig,
+             dev_watch):
     c.run(part)
 c.check("gpiofs is still running", fs.alive(), fs.log()[-2000:])
 rc = fs.stop()
