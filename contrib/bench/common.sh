@@ -27,7 +27,23 @@ results_dir() {
 	(cd "$out" && pwd -P)
 }
 
-# ------------------------------------- inside the VM (run-vm.sh, profile-vm.sh)
+# build_bins: gpiofs, gpiofs-bench and fuse_floor, release builds
+build_bins() {
+	log "cargo build --release --workspace --bins (gpiofs, gpiofs-bench, fuse_floor)"
+	cargo build --release --workspace --bins -q || die "cargo build failed"
+}
+
+# need_perf: installs Debian's linux-perf if perf is missing
+need_perf() {
+	if ! command -v perf >/dev/null; then
+		log "installing linux-perf"
+		apt-get update -qq || die "apt-get update failed"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null ||
+			die "apt-get install linux-perf failed"
+	fi
+}
+
+# ------------------------------------------------ daemons and their mounts
 
 # wait_for PATH PID SECONDS: until PATH exists (false if PID died first)
 wait_for() {
@@ -70,7 +86,14 @@ stop_daemon() {
 	done
 	kill -KILL "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
-	if awk -v m="$mnt" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; then umount -l "$mnt" 2>/dev/null || true; fi
+	unmount "$mnt"
+}
+
+# unmount DIR: unmounts DIR if it is a mount (also when its daemon died)
+unmount() {
+	if awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; then
+		umount -l "$1" 2>/dev/null || true
+	fi
 	return 0
 }
 

@@ -36,13 +36,8 @@ done
 cd "$REPO"
 OUT=$(results_dir profile "$OUT")
 [[ -c /dev/fuse ]] || die "no /dev/fuse: FUSE is needed"
-if ! command -v perf >/dev/null; then
-	log "installing linux-perf"
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null ||
-		die "apt-get install linux-perf failed"
-fi
-log "cargo build --release --workspace --bins"
-cargo build --release --workspace --bins -q || die "cargo build failed"
+need_perf
+build_bins
 
 BENCH=$REPO/target/release/gpiofs-bench
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpiofs-profile.XXXXXX")

@@ -131,13 +131,8 @@ done
 [[ $POLLERS =~ ^[0-9\ ]+$ ]] || die "--pollers must be numbers, not '$POLLERS'"
 cd "$REPO"
 OUT=$(results_dir profile-vm "$OUT")
-if ! command -v perf >/dev/null; then
-	log "installing linux-perf"
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null ||
-		die "apt-get install linux-perf failed"
-fi
-log "cargo build --release --workspace --bins"
-cargo build --release --workspace --bins -q || die "cargo build failed"
+need_perf
+build_bins
 
 NAMES=(floor)
 [[ -z ${GPIOFS_BENCH_BEFORE:-} ]] || NAMES+=(gpiofs-before)

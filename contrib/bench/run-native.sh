@@ -46,8 +46,7 @@ T0=$SECONDS
 OUT=$(results_dir native "$OUT")
 [[ -c /dev/fuse ]] || die "no /dev/fuse: FUSE is needed"
 
-log "cargo build --release (gpiofs, gpiofs-bench, fuse_floor)"
-cargo build --release --workspace --bins -q || die "cargo build failed"
+build_bins
 if awk '{ exit !($1 >= 0.5) }' /proc/loadavg; then
 	log "warning: the machine is busy (load $(cut -d' ' -f1 /proc/loadavg)): numbers will be noisy"
 fi
@@ -70,28 +69,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-unmount() { # DIR: unmount DIR if it is a mount (also when its daemon died)
-	if awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; then
-		fusermount3 -u "$1" 2>/dev/null || umount -l "$1" 2>/dev/null || true
-	fi
-}
-wait_for() { # PATH PID SECONDS
-	local i
-	for ((i = 0; i < $3 * 10; i++)); do
-		[[ -e $1 ]] && return 0
-		kill -0 "$2" 2>/dev/null || return 1
-		sleep 0.1
-	done
-	return 1
-}
-stop() { # PID MOUNT
-	local i
-	kill -TERM "$1" 2>/dev/null || true
-	for ((i = 0; i < 50; i++)); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$1" 2>/dev/null || true
-	wait "$1" 2>/dev/null || true
-	unmount "$2"
-}
 rc=0
 run_bench() { # NAME ARGS...
 	local name=$1 t0=$SECONDS r=0
@@ -120,7 +97,7 @@ run_floor() { # NAME FLAG: one fuse_floor, measured as NAME
 		echo "# $name: the fuse_floor mount did not come up (log: $OUT/$name.log)"
 		rc=1
 	fi
-	stop "$fpid" "$WORK/floor"
+	stop_daemon "$fpid" "$WORK/floor"
 }
 run_floor floor --trigger
 run_floor floor-inline --trigger-inline
@@ -138,7 +115,7 @@ run_gpiofs() { # NAME BINARY: one gpiofs --sim, measured as NAME
 		echo "# $name: the mount did not come up with gpiochip512 (log: $OUT/$name.log)"
 		rc=1
 	fi
-	stop "$gpid" "$WORK/gpiofs"
+	stop_daemon "$gpid" "$WORK/gpiofs"
 }
 mkdir -p "$WORK/gpiofs"
 if [[ -n ${GPIOFS_BENCH_BEFORE:-} ]]; then

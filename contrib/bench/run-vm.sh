@@ -432,8 +432,7 @@ fi
 # absolute: /bin/udevadm)
 ln -sfn bin/udevadm "$UDEV/systemd-udevd"
 
-log "cargo build --release (gpiofs, gpiofs-bench, fuse_floor)"
-cargo build --release --workspace --bins -q || die "cargo build failed"
+build_bins
 
 if pgrep -f qemu-system >/dev/null || awk '{ exit !($1 >= 0.5) }' /proc/loadavg; then
 	log "warning: the machine is busy (load $(cut -d' ' -f1 /proc/loadavg)$(pgrep -f qemu-system >/dev/null && echo ', another qemu is running')): numbers will be noisy"
