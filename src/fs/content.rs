@@ -78,8 +78,11 @@ fn put(out: &mut Vec<u8>, text: impl Display) -> Result<()> {
 /// The text of a line's `value`: one of two constants, so reading it needs
 /// no buffer.
 pub(super) fn value_text(line: Option<&Arc<Line>>) -> Result<&'static [u8]> {
-    let value = line_of(line)?.value().map_err(|e| e.errno())?;
-    Ok(flag(value))
+    level_text(line_of(line)?)
+}
+
+fn level_text(line: &Line) -> Result<&'static [u8]> {
+    Ok(flag(line.value().map_err(mux_errno)?))
 }
 
 fn mux_errno(e: crate::mux::Error) -> Errno {
@@ -182,11 +185,11 @@ pub(super) fn store_direction(_: &Attributes, line: &Line, data: &[u8]) -> Resul
     line.set_direction(output).map_err(mux_errno)
 }
 
-/// The slow path of `value` (a later offset of a read); reads at offset 0
-/// take `value_text` without a buffer.
+/// `value` as the per-chip ABI's `chip<X>/gpio<OFFSET>/value` shows it;
+/// the legacy `gpio<N>/value` is read through `value_text`, without a
+/// buffer (reads.rs).
 pub(super) fn show_value(_: &Attributes, line: &Line, out: &mut Vec<u8>) -> Result<()> {
-    let value = line.value().map_err(mux_errno)?;
-    out.extend_from_slice(flag(value));
+    out.extend_from_slice(level_text(line)?);
     Ok(())
 }
 
