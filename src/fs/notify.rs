@@ -83,7 +83,10 @@ impl Shared {
             self.files().poll_handles_of_line(
                 global,
                 |file| file.stream.is_some() || (counted && file.is_value()),
-                handles,
+                |file, handle| {
+                    self.toucher.expect_repoll(file);
+                    handles.push(handle);
+                },
             );
             let woken = handles.len();
             handles.drain(..).for_each(notify_poller);
