@@ -10,7 +10,10 @@
 #            (fuse_floor --trigger-inline): the least any FUSE file costs
 #   gpiofs   target/release/gpiofs --sim bench:8 (the simulator backend; the
 #            trigger is its sim/bench/line0/pull file)
-# and writes <name>.json, <name>.txt, <name>.log, wakeup.svg and summary.md
+# each GPIOFS_BENCH_ROUNDS times, alternated (the best of each is reported),
+# then reads and writes of floor and gpiofs once more with daemon and
+# client on one CPU, and writes <name>.json (the best), <name>.r<N>.json,
+# .txt and .log (each run), <name>-1cpu.*, wakeup.svg and summary.md
 # into the results directory. (The kernel's sysfs and gpiod-sysfs-proxy need
 # a GPIO chip: contrib/bench/run-vm.sh measures all of them in a VM.)
 #
@@ -22,8 +25,10 @@
 # row), GPIOFS_BENCH_SECS (seconds per throughput measurement, 3),
 # GPIOFS_BENCH_BEFORE (another gpiofs binary, e.g. an older commit's build:
 # measured as gpiofs-before between the floor and gpiofs, for before/after
-# tables from one run).
-# Needs /dev/fuse and root (or fusermount3). Takes about 2 minutes.
+# tables from one run), GPIOFS_BENCH_ROUNDS (2: each daemon is measured this
+# many times, the daemons alternated, and the best of each is reported; see
+# best_of_rounds in common.sh; --quick: 1).
+# Needs /dev/fuse and root (or fusermount3). Takes about 3 minutes a round.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -56,7 +61,9 @@ EDGES=${GPIOFS_BENCH_EDGES:-2000}
 SECS=${GPIOFS_BENCH_SECS:-3}
 COMMON=(--throughput-secs "$SECS" --phase-timeout 1200 --edges "$EDGES"
 	--row-edges "1=$EDGES,16=$EDGES,128=$EDGES,1024=$EDGES")
-[[ -n $QUICK ]] && COMMON=(--quick)
+ROUNDS=${GPIOFS_BENCH_ROUNDS:-2}
+[[ -n $QUICK ]] && COMMON=(--quick) && ROUNDS=1
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "GPIOFS_BENCH_ROUNDS must be a positive number, not '$ROUNDS'"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpiofs-bench.XXXXXX")
 PIDS=()
 # shellcheck disable=SC2317 # called from the EXIT trap
@@ -70,11 +77,11 @@ cleanup() {
 trap cleanup EXIT
 
 rc=0
-run_bench() { # NAME ARGS...
+run_bench() { # NAME.rROUND ARGS...
 	local name=$1 t0=$SECONDS r=0
 	shift
 	echo "# ---- $name: gpiofs-bench $*"
-	"$BENCH" --label "$name" --json "$OUT/$name.json" "$@" 2>&1 | tee "$OUT/$name.txt" || r=${PIPESTATUS[0]}
+	"$BENCH" --label "${name%.r*}" --json "$OUT/$name.json" "$@" 2>&1 | tee "$OUT/$name.txt" || r=${PIPESTATUS[0]}
 	echo "# ---- $name took $((SECONDS - t0)) s (exit $r)"
 	((r == 0)) || rc=1
 }
@@ -83,7 +90,7 @@ echo "host: $(uname -r), $(nproc) CPUs; gpiofs $(git -C "$REPO" describe --alway
 exec 3>&1 4>&2
 exec > >(tee "$OUT/output.log") 2>&1
 TEE=$!
-echo "# native: kernel $(uname -r), $(nproc) CPUs; edges per row $EDGES; throughput ${SECS} s"
+echo "# native: kernel $(uname -r), $(nproc) CPUs; edges per row $EDGES; throughput ${SECS} s; $ROUNDS rounds"
 
 run_floor() { # NAME FLAG: one fuse_floor, measured as NAME
 	local name=$1 fpid
@@ -99,8 +106,6 @@ run_floor() { # NAME FLAG: one fuse_floor, measured as NAME
 	fi
 	stop_daemon "$fpid" "$WORK/floor"
 }
-run_floor floor --trigger
-run_floor floor-inline --trigger-inline
 
 run_gpiofs() { # NAME BINARY: one gpiofs --sim, measured as NAME
 	local name=$1 gpid
@@ -118,12 +123,74 @@ run_gpiofs() { # NAME BINARY: one gpiofs --sim, measured as NAME
 	stop_daemon "$gpid" "$WORK/gpiofs"
 }
 mkdir -p "$WORK/gpiofs"
-if [[ -n ${GPIOFS_BENCH_BEFORE:-} ]]; then
-	run_gpiofs gpiofs-before "$GPIOFS_BENCH_BEFORE"
+for ((round = 1; round <= ROUNDS; round++)); do
+	echo "# ==== round $round of $ROUNDS"
+	run_floor "floor.r$round" --trigger
+	run_floor "floor-inline.r$round" --trigger-inline
+	if [[ -n ${GPIOFS_BENCH_BEFORE:-} ]]; then
+		run_gpiofs "gpiofs-before.r$round" "$GPIOFS_BENCH_BEFORE"
+	fi
+	run_gpiofs "gpiofs.r$round" "$REPO/target/release/gpiofs"
+done
+for n in floor floor-inline gpiofs-before gpiofs; do
+	best_of_rounds "$OUT" "$n" "$ROUNDS" || rc=1
+done
+
+# Reads and writes again with the daemon and the client on one CPU: no
+# cross-CPU wake-ups, whose cost depends on where the scheduler puts the
+# FUSE workers, so what is left is the daemon's own cost per request.
+run_one_cpu() { # NAME MOUNT VALUE-FILE DAEMON...
+	local name=$1 mnt=$2 file=$3 pid
+	shift 3
+	taskset -c 0 "$@" >"$OUT/$name-1cpu.log" 2>&1 &
+	pid=$!
+	PIDS+=("$pid")
+	if wait_for "$mnt/${file%%/*}" "$pid" 30; then
+		if [[ $mnt == "$WORK/gpiofs" ]]; then
+			echo 513 >"$mnt/export" && echo out >"$mnt/gpio513/direction" || rc=1
+		fi
+		echo "# ---- $name on CPU 0: $file"
+		taskset -c 0 "$BENCH" --value-file "$mnt/$file" --throughput-secs "$SECS" --label "$name" \
+			--json "$OUT/$name-1cpu.json" 2>&1 | tee "$OUT/$name-1cpu.txt" || rc=1
+	else
+		echo "# $name: the mount did not come up (log: $OUT/$name-1cpu.log)"
+		rc=1
+	fi
+	stop_daemon "$pid" "$mnt"
+}
+if [[ -z $QUICK ]]; then
+	run_one_cpu floor "$WORK/floor" value "$REPO/target/release/fuse_floor" "$WORK/floor" --trigger
+	if [[ -n ${GPIOFS_BENCH_BEFORE:-} ]]; then
+		run_one_cpu gpiofs-before "$WORK/gpiofs" gpio513/value "$GPIOFS_BENCH_BEFORE" --sim bench:8 "$WORK/gpiofs"
+	fi
+	run_one_cpu gpiofs "$WORK/gpiofs" gpio513/value "$REPO/target/release/gpiofs" --sim bench:8 "$WORK/gpiofs"
 fi
-run_gpiofs gpiofs "$REPO/target/release/gpiofs"
 exec 1>&3 2>&4
 wait "$TEE" 2>/dev/null || true
+
+# one_cpu_table DIR: the one-CPU reads and writes as a markdown table
+one_cpu_table() {
+	/usr/bin/python3 - "$1" <<'PY'
+import json, os, sys
+
+d = sys.argv[1]
+names = [n for n in ("floor", "gpiofs-before", "gpiofs") if os.path.exists(os.path.join(d, f"{n}-1cpu.json"))]
+if "floor" not in names:
+    sys.exit(0)
+R = {n: json.load(open(os.path.join(d, f"{n}-1cpu.json"))) for n in names}
+gs = [n for n in names if n != "floor"]
+print()
+print("Daemon and client on one CPU (taskset -c 0), one run each:")
+print()
+print("| value throughput (ops/s) | " + " | ".join(names) + "".join(f" | {g} ÷ floor" for g in gs) + " |")
+print("| --- |" + " ---: |" * (len(names) + len(gs)))
+for key, label in (("value_reads_per_s", "reads/s"), ("value_writes_per_s", "writes/s")):
+    v = {n: R[n].get(key) for n in names}
+    cells = [f"{v[n]:,.0f}" if v[n] else "n/a" for n in names]
+    cells += [f"{v[g] / v['floor']:.2f}x" if v[g] and v["floor"] else "n/a" for g in gs]
+    print(f"| {label} | " + " | ".join(cells) + " |")
+PY
+}
 
 plots=()
 for n in floor floor-inline gpiofs-before gpiofs; do [[ -s $OUT/$n.json ]] && plots+=("$OUT/$n.json"); done
@@ -132,6 +199,7 @@ if ((${#plots[@]})); then
 fi
 if ls "$OUT"/*.json >/dev/null 2>&1; then
 	bash "$HERE/run-vm.sh" --report "$OUT" >"$OUT/summary.md" || log "the summary failed"
+	one_cpu_table "$OUT" >>"$OUT/summary.md" || log "the one-CPU table failed"
 	echo
 	cat "$OUT/summary.md"
 fi

@@ -31,7 +31,10 @@
 #   GPIOFS_BENCH_EDGES       edges per latency row for 1, 16 and 128 pollers (2000)
 #   GPIOFS_BENCH_EDGES_1024  edges for the 1024-poller row (2000)
 #   GPIOFS_BENCH_SECS        seconds per throughput measurement (3)
-#   GPIOFS_BENCH_TIMEOUT     limit for the whole VM run in seconds (2400)
+#   GPIOFS_BENCH_ROUNDS      runs of each daemon but the proxy, alternated;
+#                            the best of each is reported (2; --quick: 1;
+#                            best_of_rounds in common.sh says how)
+#   GPIOFS_BENCH_TIMEOUT     limit for the whole VM run in seconds (3600)
 #   GPIOFS_BENCH_CACHE       where the venv and the unpacked udev live
 #                            [default: ~/.cache/gpiofs-bench]
 #   GPIOFS_BENCH_BEFORE      another gpiofs binary (e.g. an older commit's
@@ -115,6 +118,10 @@ def rx(r):  # a ratio, with enough digits that rounding never hides a miss
 first = R[have[0]]
 print(f"kernel {first.get('kernel')}, {first.get('cpus')} CPUs"
       + (", QUICK run (numbers mean nothing)" if first.get("quick") else ""))
+tries = ", ".join(f"{titles[n]} {R[n].get('rounds', 1)}" for n in have)
+print()
+print(f"Runs per daemon, alternated, best of each (throughput: most ops/s; "
+      f"latency: the run with the lowest median; missed: summed over all runs): {tries}.")
 print()
 print("| value throughput (ops/s) | " + " | ".join(titles[n] for n in have) + " |")
 print("| --- |" + " ---: |" * len(have))
@@ -264,7 +271,8 @@ guest() {
 	local secs=${GPIOFS_BENCH_SECS:-3}
 	local common=(--throughput-secs "$secs" --phase-timeout 1200
 		--edges "$edges" --row-edges "1=$edges,16=$edges,128=$edges,1024=$e1024")
-	[[ ${GPIOFS_BENCH_QUICK:-} == 1 ]] && common=(--quick --phase-timeout 300)
+	local rounds=${GPIOFS_BENCH_ROUNDS:-2}
+	[[ ${GPIOFS_BENCH_QUICK:-} == 1 ]] && common=(--quick --phase-timeout 300) && rounds=1
 	local rc=0
 
 	echo "# VM: kernel $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ { print $2 " kB" }' /proc/meminfo)"
@@ -281,31 +289,26 @@ guest() {
 		local name=$1 t0=$SECONDS r=0
 		shift
 		echo "# ---- $name: gpiofs-bench $*"
-		"$bench" --label "$name" --json "$out/$name.json" "$@" 2>&1 | tee "$out/$name.txt" || r=${PIPESTATUS[0]}
+		"$bench" --label "${name%.r*}" --json "$out/$name.json" "$@" 2>&1 | tee "$out/$name.txt" || r=${PIPESTATUS[0]}
 		echo "# ---- $name took $((SECONDS - t0)) s (exit $r)"
 		((r == 0)) || rc=1
 	}
 
-	if [[ $only == *" kernel "* ]]; then
-		run_bench kernel --class-dir /sys/class/gpio --input "$kbase" --output $((kbase + 1)) \
-			--trigger "$trigger" "${common[@]}"
-	fi
-
-	if [[ $only == *" floor "* ]]; then
+	run_floor() { # NAME: fuse_floor on the input line's edges
 		local fmnt=/tmp/bench-floor fpid
 		mkdir -p "$fmnt"
 		# edges of the input line itself (released when the floor exits,
 		# before gpiofs requests it)
-		"$bin/fuse_floor" "$fmnt" --edges "/dev/$chip:0" >"$out/floor.log" 2>&1 &
+		"$bin/fuse_floor" "$fmnt" --edges "/dev/$chip:0" >"$out/$1.log" 2>&1 &
 		fpid=$!
 		if wait_for "$fmnt/value" "$fpid" 60; then
-			run_bench floor --value-file "$fmnt/value" --trigger "$trigger" "${common[@]}"
+			run_bench "$1" --value-file "$fmnt/value" --trigger "$trigger" "${common[@]}"
 		else
-			echo "# floor: the fuse_floor mount did not come up (log: $out/floor.log)"
+			echo "# $1: the fuse_floor mount did not come up (log: $out/$1.log)"
 			rc=1
 		fi
 		stop_daemon "$fpid" "$fmnt"
-	fi
+	}
 
 	run_gpiofs() { # NAME BINARY: one gpiofs on the character device, as NAME
 		local name=$1 gmnt=/tmp/bench-gpiofs gpid gbase
@@ -320,15 +323,28 @@ guest() {
 		fi
 		stop_daemon "$gpid" "$gmnt"
 	}
-	if [[ $only == *" gpiofs "* ]]; then
-		if [[ -n ${GPIOFS_BENCH_BEFORE:-} && -z ${GPIOFS_BENCH_BEFORE_LAST:-} ]]; then
-			run_gpiofs gpiofs-before "$GPIOFS_BENCH_BEFORE"
+
+	local round name
+	for ((round = 1; round <= rounds; round++)); do
+		echo "# ==== round $round of $rounds"
+		if [[ $only == *" kernel "* ]]; then
+			run_bench "kernel.r$round" --class-dir /sys/class/gpio --input "$kbase" --output $((kbase + 1)) \
+				--trigger "$trigger" "${common[@]}"
 		fi
-		run_gpiofs gpiofs "$bin/gpiofs"
-		if [[ -n ${GPIOFS_BENCH_BEFORE:-} && -n ${GPIOFS_BENCH_BEFORE_LAST:-} ]]; then
-			run_gpiofs gpiofs-before "$GPIOFS_BENCH_BEFORE"
+		[[ $only == *" floor "* ]] && run_floor "floor.r$round"
+		if [[ $only == *" gpiofs "* ]]; then
+			if [[ -n ${GPIOFS_BENCH_BEFORE:-} && -z ${GPIOFS_BENCH_BEFORE_LAST:-} ]]; then
+				run_gpiofs "gpiofs-before.r$round" "$GPIOFS_BENCH_BEFORE"
+			fi
+			run_gpiofs "gpiofs.r$round" "$bin/gpiofs"
+			if [[ -n ${GPIOFS_BENCH_BEFORE:-} && -n ${GPIOFS_BENCH_BEFORE_LAST:-} ]]; then
+				run_gpiofs "gpiofs-before.r$round" "$GPIOFS_BENCH_BEFORE"
+			fi
 		fi
-	fi
+	done
+	for name in kernel floor gpiofs-before gpiofs; do
+		best_of_rounds "$out" "$name" "$rounds" || rc=1
+	done
 
 	if [[ $only == *" proxy "* ]]; then
 		# gpiod-sysfs-proxy watches udev for chips; udevd (from Debian's udev
@@ -444,7 +460,7 @@ host_state() { echo "$1: load $(cut -d' ' -f1-3 /proc/loadavg), other qemu: $(pg
 } >"$OUT/host.txt"
 log "results in $OUT; booting the VM"
 rc=0
-GPIOFS_BENCH_OUT_HOST=$OUT bash tests/vm/run.sh --timeout "${GPIOFS_BENCH_TIMEOUT:-2400}" --rw "$OUT" -- \
+GPIOFS_BENCH_OUT_HOST=$OUT bash tests/vm/run.sh --timeout "${GPIOFS_BENCH_TIMEOUT:-3600}" --rw "$OUT" -- \
 	bash contrib/bench/run-vm.sh --guest "$OUT" 2>&1 | tee "$OUT/output.log" || rc=${PIPESTATUS[0]}
 
 host_state "after the VM" >>"$OUT/host.txt"
