@@ -139,13 +139,13 @@ done
 # Reads and writes again with the daemon and the client on one CPU: no
 # cross-CPU wake-ups, whose cost depends on where the scheduler puts the
 # FUSE workers, so what is left is the daemon's own cost per request.
-run_one_cpu() { # NAME MOUNT VALUE-FILE DAEMON...
-	local name=$1 mnt=$2 file=$3 pid
-	shift 3
+run_one_cpu() { # NAME MOUNT READY VALUE-FILE DAEMON...: READY shows the mount is up
+	local name=$1 mnt=$2 ready=$3 file=$4 pid
+	shift 4
 	taskset -c 0 "$@" >"$OUT/$name-1cpu.log" 2>&1 &
 	pid=$!
 	PIDS+=("$pid")
-	if wait_for "$mnt/${file%%/*}" "$pid" 30; then
+	if wait_for "$mnt/$ready" "$pid" 30; then
 		if [[ $mnt == "$WORK/gpiofs" ]]; then
 			echo 513 >"$mnt/export" && echo out >"$mnt/gpio513/direction" || rc=1
 		fi
@@ -159,11 +159,11 @@ run_one_cpu() { # NAME MOUNT VALUE-FILE DAEMON...
 	stop_daemon "$pid" "$mnt"
 }
 if [[ -z $QUICK ]]; then
-	run_one_cpu floor "$WORK/floor" value "$REPO/target/release/fuse_floor" "$WORK/floor" --trigger
+	run_one_cpu floor "$WORK/floor" value value "$REPO/target/release/fuse_floor" "$WORK/floor" --trigger
 	if [[ -n ${GPIOFS_BENCH_BEFORE:-} ]]; then
-		run_one_cpu gpiofs-before "$WORK/gpiofs" gpio513/value "$GPIOFS_BENCH_BEFORE" --sim bench:8 "$WORK/gpiofs"
+		run_one_cpu gpiofs-before "$WORK/gpiofs" export gpio513/value "$GPIOFS_BENCH_BEFORE" --sim bench:8 "$WORK/gpiofs"
 	fi
-	run_one_cpu gpiofs "$WORK/gpiofs" gpio513/value "$REPO/target/release/gpiofs" --sim bench:8 "$WORK/gpiofs"
+	run_one_cpu gpiofs "$WORK/gpiofs" export gpio513/value "$REPO/target/release/gpiofs" --sim bench:8 "$WORK/gpiofs"
 fi
 exec 1>&3 2>&4
 wait "$TEE" 2>/dev/null || true
