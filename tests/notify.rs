@@ -556,37 +556,3 @@ fn inotify_in_modify_on_counted_edges_only() {
         "no IN_MODIFY with edge=both: {again:?}"
     );
 }
-
-/// The inotify touch waits for the pollers its edge woke to poll again,
-/// but not for one that never does: here an epoll set registers the file
-/// (the kernel then holds its poll handle) and nobody ever waits on it.
-#[test]
-fn inotify_does_not_wait_for_a_poller_that_never_polls_again() {
-    let Some(m) = mount(DEMO) else { return };
-    let pin = Pin::demo(&m, "both");
-    let value = pin.armed_value();
-    let epoll = Epoll::new();
-    epoll.add(value.0, libc::EPOLLPRI as u32, 1);
-    let ino = Inotify::new();
-    let wd = ino.watch(&pin.path("value"), libc::IN_MODIFY);
-    assert!(ino.events(Duration::from_millis(100)).is_empty());
-
-    let t = Instant::now();
-    pin.toggle();
-    let mut seen = Vec::new();
-    while seen.is_empty() && t.elapsed() < SOON {
-        seen = ino.events(Duration::from_millis(10));
-    }
-    println!("IN_MODIFY after {:?}: {seen:?}", t.elapsed());
-    assert!(
-        seen.iter()
-            .any(|(w, mask, _)| *w == wd && mask & libc::IN_MODIFY != 0),
-        "no IN_MODIFY while a woken poller has not polled again: {seen:?}"
-    );
-    // The edge did wake the registered file.
-    let ready = epoll.wait(0);
-    assert!(
-        matches!(ready[..], [(events, 1)] if events & libc::EPOLLPRI as u32 != 0),
-        "the edge did not wake the epoll set: {ready:?}"
-    );
-}

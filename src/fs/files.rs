@@ -24,9 +24,6 @@ pub(super) struct OpenFile {
     /// What the last showing read generated; later offsets read it.
     pub(super) text: Mutex<Vec<u8>>,
     poll: Mutex<Option<PollNotifier>>,
-    /// Woken by an edge, and not polled since: the inotify helper waits
-    /// for this file's re-poll (see `Toucher::hold`).
-    pub(super) repoll_due: AtomicBool,
     pub(super) stream: Option<Subscription>,
     /// An event taken from the stream that did not fit the last read.
     pending: Mutex<Option<StreamEvent>>,
@@ -47,7 +44,6 @@ impl OpenFile {
             has_read: AtomicBool::new(false),
             text: Mutex::new(Vec::new()),
             poll: Mutex::new(None),
-            repoll_due: AtomicBool::new(false),
             stream,
             pending: Mutex::new(None),
         }
@@ -245,20 +241,20 @@ impl OpenFiles {
         self.by_line.contains_key(&global)
     }
 
-    /// Hands `each` the poll handle of every open file of the line that
-    /// `wants` (copied out, so that no lock is held while the kernel is told).
+    /// Adds to `out` the poll handles of the line's open files that `wants`
+    /// (copied out, so that no lock is held while the kernel is told).
     pub(super) fn poll_handles_of_line(
         &self,
         global: u32,
         wants: impl Fn(&OpenFile) -> bool,
-        mut each: impl FnMut(&OpenFile, PollNotifier),
+        out: &mut Vec<PollNotifier>,
     ) {
-        for (_, file) in self.by_line.get(&global).into_iter().flatten() {
-            if wants(file)
-                && let Some(handle) = file.poll_handle()
-            {
-                each(file, handle);
-            }
+        if let Some(list) = self.by_line.get(&global) {
+            out.extend(
+                list.iter()
+                    .filter(|(_, f)| wants(f))
+                    .filter_map(|(_, f)| f.poll_handle()),
+            );
         }
     }
 

@@ -83,10 +83,7 @@ impl Shared {
             self.files().poll_handles_of_line(
                 global,
                 |file| file.stream.is_some() || (counted && file.is_value()),
-                |file, handle| {
-                    self.toucher.expect_repoll(file);
-                    handles.push(handle);
-                },
+                handles,
             );
             let woken = handles.len();
             handles.drain(..).for_each(notify_poller);

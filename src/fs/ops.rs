@@ -511,7 +511,6 @@ impl Filesystem for GpioFs {
         let Some(file) = self.open_file(fh) else {
             return reply.error(Errno::EBADF);
         };
-        self.shared.toucher.repolled(&file);
         if flags.contains(PollFlags::FUSE_POLL_SCHEDULE_NOTIFY) {
             file.set_poll_handle(ph);
         }
