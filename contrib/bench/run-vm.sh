@@ -7,10 +7,13 @@
 #   floor    a minimal fuser file (fuse_floor, contrib/bench/gpiofs-bench): a constant
 #            `value` whose poll is woken by the line's edges (--edges), the
 #            least a FUSE file costs for reads, writes and wake-ups
+#   floor-gpio  the same, but `value` reads the line and writes an output
+#            (fuse_floor --gpio-output): the least a GPIO daemon's `value` costs
 #   gpiofs   target/release/gpiofs on the GPIO character device
 #   proxy    gpiod-sysfs-proxy 1.0.2 (PyPI), the peer implementation
 # with gpiofs-bench (contrib/bench/gpiofs-bench), and writes into the results directory:
-#   <name>.json / <name>.txt   each run's results and printed tables
+#   <name>.json                the best of the rounds (best_of_rounds)
+#   <name>.r<N>.json / .txt    each run's results and printed tables
 #   <name>.log                 the daemon's log
 #   wakeup.svg                 last-wake latency against pollers, all four
 #   summary.md                 the tables (with gpiofs's wake-up latency
@@ -73,8 +76,9 @@ report() {
 import json, os, sys
 
 d = sys.argv[1]
-names = ["kernel", "floor", "floor-inline", "gpiofs-before", "gpiofs", "proxy"]
+names = ["kernel", "floor", "floor-gpio", "floor-inline", "gpiofs-before", "gpiofs", "proxy"]
 titles = {"kernel": "kernel sysfs", "floor": "FUSE floor", "floor-inline": "FUSE floor, inline edges",
+          "floor-gpio": "FUSE floor reading and writing lines",
           "gpiofs-before": "gpiofs before",
           "gpiofs": "gpiofs", "proxy": "gpiod-sysfs-proxy"}
 R = {}
@@ -140,7 +144,7 @@ if rows:
     print()
     # gpiofs's (and gpiofs-before's) last-wake median over the kernel's and
     # over the FUSE floor's
-    over = [(g, n) for g in ("gpiofs-before", "gpiofs") for n in ("kernel", "floor", "floor-inline")
+    over = [(g, n) for g in ("gpiofs-before", "gpiofs") for n in ("kernel", "floor", "floor-gpio", "floor-inline")
             if n in lat and g in lat]
     print("| pollers | " + " | ".join(titles[n] for n in lat)
           + "".join(f" | {titles[g]} ÷ {titles[n]}" for g, n in over) + " |")
@@ -294,17 +298,18 @@ guest() {
 		((r == 0)) || rc=1
 	}
 
-	run_floor() { # NAME: fuse_floor on the input line's edges
-		local fmnt=/tmp/bench-floor fpid
+	run_floor() { # NAME [ARGS...]: fuse_floor on the input line's edges
+		local name=$1 fmnt=/tmp/bench-floor fpid
+		shift
 		mkdir -p "$fmnt"
 		# edges of the input line itself (released when the floor exits,
 		# before gpiofs requests it)
-		"$bin/fuse_floor" "$fmnt" --edges "/dev/$chip:0" >"$out/$1.log" 2>&1 &
+		"$bin/fuse_floor" "$fmnt" --edges "/dev/$chip:0" "$@" >"$out/$name.log" 2>&1 &
 		fpid=$!
 		if wait_for "$fmnt/value" "$fpid" 60; then
-			run_bench "$1" --value-file "$fmnt/value" --trigger "$trigger" "${common[@]}"
+			run_bench "$name" --value-file "$fmnt/value" --trigger "$trigger" "${common[@]}"
 		else
-			echo "# $1: the fuse_floor mount did not come up (log: $out/$1.log)"
+			echo "# $name: the fuse_floor mount did not come up (log: $out/$name.log)"
 			rc=1
 		fi
 		stop_daemon "$fpid" "$fmnt"
@@ -331,7 +336,11 @@ guest() {
 			run_bench "kernel.r$round" --class-dir /sys/class/gpio --input "$kbase" --output $((kbase + 1)) \
 				--trigger "$trigger" "${common[@]}"
 		fi
-		[[ $only == *" floor "* ]] && run_floor "floor.r$round"
+		if [[ $only == *" floor "* ]]; then
+			run_floor "floor.r$round"
+			# `value` reads and writes lines, as a GPIO daemon's must
+			run_floor "floor-gpio.r$round" --gpio-output 1
+		fi
 		if [[ $only == *" gpiofs "* ]]; then
 			if [[ -n ${GPIOFS_BENCH_BEFORE:-} && -z ${GPIOFS_BENCH_BEFORE_LAST:-} ]]; then
 				run_gpiofs "gpiofs-before.r$round" "$GPIOFS_BENCH_BEFORE"
@@ -342,7 +351,7 @@ guest() {
 			fi
 		fi
 	done
-	for name in kernel floor gpiofs-before gpiofs; do
+	for name in kernel floor floor-gpio gpiofs-before gpiofs; do
 		best_of_rounds "$out" "$name" "$rounds" || rc=1
 	done
 
@@ -465,7 +474,7 @@ GPIOFS_BENCH_OUT_HOST=$OUT bash tests/vm/run.sh --timeout "${GPIOFS_BENCH_TIMEOU
 
 host_state "after the VM" >>"$OUT/host.txt"
 plots=()
-for n in kernel floor gpiofs-before gpiofs proxy; do [[ -s $OUT/$n.json ]] && plots+=("$OUT/$n.json"); done
+for n in kernel floor floor-gpio gpiofs-before gpiofs proxy; do [[ -s $OUT/$n.json ]] && plots+=("$OUT/$n.json"); done
 if ((${#plots[@]})); then
 	target/release/gpiofs-bench --plot "$(IFS=,; echo "${plots[*]}")" --svg "$OUT/wakeup.svg" >/dev/null ||
 		log "the plot failed"

@@ -17,12 +17,19 @@
 //!                                                  notified by an edge thread
 //!     ... -- MOUNTPOINT --trigger-inline           ... notified by the FUSE
 //!                                                  worker that took the write
+//!     ... -- MOUNTPOINT --edges /dev/gpiochip1:0 --gpio-output 1
+//!                                                  and `value` reads that line
+//!                                                  and writes line 1 (an output)
 //!
 //! `--trigger` is the wake-up floor of a GPIO daemon, whose edges come from
 //! a thread of its own (`--edges` reads the line's events on one; gpiofs's
 //! simulator delivers on one): the write hands the edge to a parked thread.
 //! `--trigger-inline` leaves that hand-over out: the least any FUSE file
 //! can cost, which no daemon whose edges do not arrive as FUSE writes has.
+//! `--gpio-output` is the floor of a GPIO daemon's `value`: a read asks the
+//! kernel for the line's level (GPIO_V2_LINE_GET_VALUES) and a write sets
+//! the output (SET_VALUES), as any daemon that does not serve stale values
+//! must.
 
 #![deny(unsafe_code)]
 
@@ -46,6 +53,37 @@ struct Floor {
     edges: Option<Arc<Edges>>,
     /// MOUNTPOINT/trigger exists: a write to it is an edge.
     trigger: Option<Trigger>,
+    /// `--gpio-output`: `value` reads and writes lines.
+    gpio: Option<Gpio>,
+}
+
+/// The lines `value` reads (the `--edges` line) and writes (an output).
+struct Gpio {
+    input: Arc<gpiocdev::Request>,
+    input_offset: u32,
+    output: gpiocdev::Request,
+    output_offset: u32,
+}
+
+impl Gpio {
+    fn read(&self) -> Result<&'static [u8], Errno> {
+        match self.input.value(self.input_offset) {
+            Ok(gpiocdev::line::Value::Active) => Ok(b"1\n"),
+            Ok(gpiocdev::line::Value::Inactive) => Ok(b"0\n"),
+            Err(_) => Err(Errno::EIO),
+        }
+    }
+
+    fn write(&self, data: &[u8]) -> Result<(), Errno> {
+        let value = match data.first() {
+            Some(b'0') => gpiocdev::line::Value::Inactive,
+            Some(b'1') => gpiocdev::line::Value::Active,
+            _ => return Err(Errno::EINVAL),
+        };
+        self.output
+            .set_value(self.output_offset, value)
+            .map_err(|_| Errno::EIO)
+    }
 }
 
 /// Who notifies a trigger's edge.
@@ -217,7 +255,11 @@ impl Filesystem for Floor {
             file.seen
                 .store(edges.count.load(Ordering::Acquire), Ordering::Release);
         }
-        let text: &[u8] = b"0\n";
+        let text: &[u8] = match self.gpio.as_ref().map(Gpio::read) {
+            None => b"0\n",
+            Some(Ok(text)) => text,
+            Some(Err(e)) => return reply.error(e),
+        };
         let start = (offset as usize).min(text.len());
         reply.data(&text[start..(start + size as usize).min(text.len())]);
     }
@@ -241,6 +283,11 @@ impl Filesystem for Floor {
                 thread.unpark();
             }
             _ => {}
+        }
+        if let Some(gpio) = self.gpio.as_ref().filter(|_| ino == VALUE)
+            && let Err(e) = gpio.write(data)
+        {
+            return reply.error(e);
         }
         reply.written(data.len() as u32);
     }
@@ -275,15 +322,17 @@ impl Filesystem for Floor {
     }
 }
 
-/// `--edges CHIP:OFFSET`: requests the line (input, both edges) and counts
-/// its edges on a thread of its own.
-fn watch_line(spec: &str, edges: Arc<Edges>) -> Result<(), String> {
-    let (chip, offset) = spec
-        .rsplit_once(':')
+/// `CHIP_PATH:OFFSET`, as `--edges` takes it.
+fn chip_line(spec: &str) -> Result<(String, u32), String> {
+    spec.rsplit_once(':')
         .and_then(|(c, o)| Some((c.to_string(), o.parse().ok()?)))
-        .ok_or_else(|| {
-            format!("--edges {spec}: expected CHIP_PATH:OFFSET, e.g. /dev/gpiochip1:0")
-        })?;
+        .ok_or_else(|| format!("--edges {spec}: expected CHIP_PATH:OFFSET, e.g. /dev/gpiochip1:0"))
+}
+
+/// `--edges CHIP:OFFSET`: requests the line (input, both edges) and counts
+/// its edges on a thread of its own. Returns the request.
+fn watch_line(spec: &str, edges: Arc<Edges>) -> Result<Arc<gpiocdev::Request>, String> {
+    let (chip, offset) = chip_line(spec)?;
     let request = gpiocdev::Request::builder()
         .on_chip(&chip)
         .with_consumer("fuse-floor")
@@ -292,8 +341,10 @@ fn watch_line(spec: &str, edges: Arc<Edges>) -> Result<(), String> {
         .with_edge_detection(gpiocdev::line::EdgeDetection::BothEdges)
         .request()
         .map_err(|e| format!("--edges {spec}: {e}"))?;
+    let request = Arc::new(request);
+    let watched = request.clone();
     std::thread::spawn(move || {
-        for event in request.edge_events() {
+        for event in watched.edge_events() {
             if let Err(e) = event {
                 eprintln!("fuse_floor: edge events of {chip}:{offset}: {e}");
                 return;
@@ -301,11 +352,32 @@ fn watch_line(spec: &str, edges: Arc<Edges>) -> Result<(), String> {
             edges.edge();
         }
     });
-    Ok(())
+    Ok(request)
 }
 
-const USAGE: &str =
-    "usage: fuse_floor MOUNTPOINT [--edges CHIP_PATH:OFFSET | --trigger | --trigger-inline]";
+/// `--gpio-output OFFSET`: `value` reads the `--edges` line and writes
+/// line OFFSET of the same chip, requested as an output.
+fn gpio_lines(spec: &str, input: Arc<gpiocdev::Request>, output: &str) -> Result<Gpio, String> {
+    let (chip, input_offset) = chip_line(spec)?;
+    let output_offset = output
+        .parse()
+        .map_err(|_| format!("--gpio-output {output}: expected a line offset"))?;
+    let output = gpiocdev::Request::builder()
+        .on_chip(&chip)
+        .with_consumer("fuse-floor")
+        .with_line(output_offset)
+        .as_output(gpiocdev::line::Value::Inactive)
+        .request()
+        .map_err(|e| format!("--gpio-output {output_offset}: {e}"))?;
+    Ok(Gpio {
+        input,
+        input_offset,
+        output,
+        output_offset,
+    })
+}
+
+const USAGE: &str = "usage: fuse_floor MOUNTPOINT [--edges CHIP_PATH:OFFSET [--gpio-output OFFSET] | --trigger | --trigger-inline]";
 
 fn main() {
     if let Err(e) = run() {
@@ -316,13 +388,16 @@ fn main() {
 
 fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    // (the line whose edges count, a trigger file and whether its edges are
-    // notified inline)
-    let (mountpoint, chip, trigger, inline) = match args.as_slice() {
-        [m] => (m, None, false, false),
-        [m, flag] if flag == "--trigger" => (m, None, true, false),
-        [m, flag] if flag == "--trigger-inline" => (m, None, true, true),
-        [m, flag, spec] if flag == "--edges" => (m, Some(spec), false, false),
+    // (the line whose edges count, a trigger file, whether its edges are
+    // notified inline, and the output `value` writes)
+    let (mountpoint, chip, trigger, inline, output) = match args.as_slice() {
+        [m] => (m, None, false, false, None),
+        [m, flag] if flag == "--trigger" => (m, None, true, false, None),
+        [m, flag] if flag == "--trigger-inline" => (m, None, true, true, None),
+        [m, flag, spec] if flag == "--edges" => (m, Some(spec), false, false, None),
+        [m, flag, spec, gpio, out] if flag == "--edges" && gpio == "--gpio-output" => {
+            (m, Some(spec), false, false, Some(out))
+        }
         _ => return Err(USAGE.into()),
     };
     let edges = (chip.is_some() || trigger).then(|| {
@@ -334,15 +409,23 @@ fn run() -> Result<(), String> {
             files: RwLock::default(),
         })
     });
+    let mut gpio = None;
     if let (Some(spec), Some(edges)) = (chip, &edges) {
-        watch_line(spec, edges.clone())?;
+        let input = watch_line(spec, edges.clone())?;
+        if let Some(output) = output {
+            gpio = Some(gpio_lines(spec, input, output)?);
+        }
     }
     let trigger = match &edges {
         Some(_) if trigger && inline => Some(Trigger::Inline),
         Some(edges) if trigger => Some(spawn_edge_thread(edges.clone())),
         _ => None,
     };
-    let floor = Floor { edges, trigger };
+    let floor = Floor {
+        edges,
+        trigger,
+        gpio,
+    };
     let mut config = Config::default();
     config.mount_options = vec![MountOption::FSName("fuse-floor".into())];
     config.n_threads = Some(std::thread::available_parallelism().map_or(2, |n| n.get().max(2)));
