@@ -2,8 +2,9 @@
 # Runs every test of gpiofs: formatting and lint; unit, FUSE integration
 # and soak tests on the simulator (daemon, benchmark, gpiofs-mqtt, the
 # fuser patch); the real gpiozero through the pin factory; the real-kernel
-# suite in QEMU VMs (Debian 6.12 and the newest Debian kernel); the Debian
-# package installed and run under systemd in a VM.
+# suite in QEMU VMs (Debian 6.12 and the newest Debian kernel); a quick
+# run of the VM benchmark; the Debian package installed and run under
+# systemd in a VM.
 # Installs what it needs (Debian packages, the VMs' kernels and images).
 # Every suite runs even if an earlier one failed; the last line sums them.
 set -euo pipefail
@@ -65,6 +66,10 @@ count_line gpiozero target/gpiozero-tests.log
 step "real-kernel suite in QEMU VMs (gpio-sim; Debian 6.12 and newest)"
 tests/vm/run-suite.sh 2>&1 | tee target/vm-tests.log || status=1
 count_line vm target/vm-tests.log
+
+step "the VM benchmark, --quick (tests/vm/bench-smoke.sh: contrib/bench/run-vm.sh)"
+tests/vm/bench-smoke.sh 2>&1 | tee target/bench-vm-smoke.log || status=1
+count_line bench-vm target/bench-vm-smoke.log
 
 step "Debian package (amd64) installed and run under systemd in a VM"
 rm -f target/debian/gpiofs_*_amd64.deb
