@@ -122,6 +122,15 @@ profile_report() {
 
 # ------------------------------------------------------------------ rounds
 
+# bench_rounds QUICK: prints how many times each daemon runs:
+# GPIOFS_BENCH_ROUNDS (2), or 1 when QUICK is non-empty; dies on junk
+bench_rounds() {
+	local rounds=${GPIOFS_BENCH_ROUNDS:-2}
+	[[ -n $1 ]] && rounds=1
+	[[ $rounds =~ ^[1-9][0-9]*$ ]] || die "GPIOFS_BENCH_ROUNDS must be a positive number, not '$rounds'"
+	echo "$rounds"
+}
+
 # best_of_rounds DIR NAME ROUNDS: merges DIR/NAME.r1.json ... NAME.rROUNDS.json
 # (one gpiofs-bench run per round, the daemons alternated within a round)
 # into DIR/NAME.json: the most reads/s and writes/s; for each poller count

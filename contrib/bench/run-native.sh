@@ -61,9 +61,8 @@ EDGES=${GPIOFS_BENCH_EDGES:-2000}
 SECS=${GPIOFS_BENCH_SECS:-3}
 COMMON=(--throughput-secs "$SECS" --phase-timeout 1200 --edges "$EDGES"
 	--row-edges "1=$EDGES,16=$EDGES,128=$EDGES,1024=$EDGES")
-ROUNDS=${GPIOFS_BENCH_ROUNDS:-2}
-[[ -n $QUICK ]] && COMMON=(--quick) && ROUNDS=1
-[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "GPIOFS_BENCH_ROUNDS must be a positive number, not '$ROUNDS'"
+[[ -n $QUICK ]] && COMMON=(--quick)
+ROUNDS=$(bench_rounds "$QUICK")
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpiofs-bench.XXXXXX")
 PIDS=()
 # shellcheck disable=SC2317 # called from the EXIT trap
