@@ -5,25 +5,15 @@
 # of the test VM) must exit 0 and write, for each of them, results with
 # reads and writes measured and every poller woken by every edge (but the
 # proxy's: it misses wake-ups, see BENCHMARKS.md). Its numbers mean
-# nothing. Prints TAP-style lines, then
+# nothing. Prints a line per check (tests/vm/check.sh), then
 # "bench-vm: N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
+# shellcheck source=tests/vm/check.sh
+source tests/vm/check.sh
 
 out=target/bench-vm-smoke
 rm -rf "$out"
-passed=0 failed=0
-check() { # NAME COMMAND...
-	local name=$1
-	shift
-	if "$@"; then
-		echo "ok - $name"
-		passed=$((passed + 1))
-	else
-		echo "not ok - $name"
-		failed=$((failed + 1))
-	fi
-}
 
 contrib/bench/run-vm.sh --quick --out "$out"
 rc=$?
@@ -58,5 +48,4 @@ check "proxy: reads, writes and wake-ups measured" complete proxy misses-ok
 check "the summary has a column for the floor that reads lines" \
 	grep -q "FUSE floor reading and writing lines" "$out/summary.md"
 
-echo "bench-vm: $passed passed, $failed failed"
-((failed == 0))
+checks_summary bench-vm

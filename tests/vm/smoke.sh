@@ -11,24 +11,10 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 [[ ${GPIOFS_VM:-} == 1 ]] || { echo "smoke.sh: run me inside the VM: bash tests/vm/run.sh -- bash $0" >&2; exit 2; }
 # shellcheck source=tests/vm/gpio-sim.sh
 source "$HERE/gpio-sim.sh"
+# shellcheck source=tests/vm/check.sh
+source "$HERE/check.sh"
 
-passed=0
-failed=0
-check() { # DESCRIPTION CMD...
-	local what=$1
-	shift
-	if "$@"; then
-		echo "ok - $what"
-		passed=$((passed + 1))
-	else
-		echo "FAIL - $what"
-		failed=$((failed + 1))
-	fi
-}
-finish() {
-	echo "smoke: $passed passed, $failed failed"
-	((failed == 0))
-}
+finish() { checks_summary smoke; }
 trap 'echo "FAIL - aborted at line $LINENO"; failed=$((failed + 1)); finish' ERR
 
 echo "kernel $(uname -r), $(nproc) cpus"
