@@ -322,27 +322,31 @@ impl Filesystem for Floor {
     }
 }
 
-/// `CHIP_PATH:OFFSET`, as `--edges` takes it.
+/// `--edges CHIP_PATH:OFFSET`: the chip's path and the line's offset.
 fn chip_line(spec: &str) -> Result<(String, u32), String> {
     spec.rsplit_once(':')
         .and_then(|(c, o)| Some((c.to_string(), o.parse().ok()?)))
         .ok_or_else(|| format!("--edges {spec}: expected CHIP_PATH:OFFSET, e.g. /dev/gpiochip1:0"))
 }
 
-/// `--edges CHIP:OFFSET`: requests the line (input, both edges) and counts
-/// its edges on a thread of its own. Returns the request.
-fn watch_line(spec: &str, edges: Arc<Edges>) -> Result<Arc<gpiocdev::Request>, String> {
-    let (chip, offset) = chip_line(spec)?;
+/// `--edges`: requests the line (input, both edges) and counts its edges
+/// on a thread of its own. Returns the request.
+fn watch_line(
+    chip: &str,
+    offset: u32,
+    edges: Arc<Edges>,
+) -> Result<Arc<gpiocdev::Request>, String> {
     let request = gpiocdev::Request::builder()
-        .on_chip(&chip)
+        .on_chip(chip)
         .with_consumer("fuse-floor")
         .with_line(offset)
         .as_input()
         .with_edge_detection(gpiocdev::line::EdgeDetection::BothEdges)
         .request()
-        .map_err(|e| format!("--edges {spec}: {e}"))?;
+        .map_err(|e| format!("--edges {chip}:{offset}: {e}"))?;
     let request = Arc::new(request);
     let watched = request.clone();
+    let chip = chip.to_string();
     std::thread::spawn(move || {
         for event in watched.edge_events() {
             if let Err(e) = event {
@@ -355,15 +359,20 @@ fn watch_line(spec: &str, edges: Arc<Edges>) -> Result<Arc<gpiocdev::Request>, S
     Ok(request)
 }
 
-/// `--gpio-output OFFSET`: `value` reads the `--edges` line and writes
-/// line OFFSET of the same chip, requested as an output.
-fn gpio_lines(spec: &str, input: Arc<gpiocdev::Request>, output: &str) -> Result<Gpio, String> {
-    let (chip, input_offset) = chip_line(spec)?;
+/// `--gpio-output OFFSET`: `value` reads the `--edges` line (`input`, at
+/// `input_offset` of `chip`) and writes line OFFSET of the same chip,
+/// requested as an output.
+fn gpio_lines(
+    chip: &str,
+    input: Arc<gpiocdev::Request>,
+    input_offset: u32,
+    output: &str,
+) -> Result<Gpio, String> {
     let output_offset = output
         .parse()
         .map_err(|_| format!("--gpio-output {output}: expected a line offset"))?;
     let output = gpiocdev::Request::builder()
-        .on_chip(&chip)
+        .on_chip(chip)
         .with_consumer("fuse-floor")
         .with_line(output_offset)
         .as_output(gpiocdev::line::Value::Inactive)
@@ -411,9 +420,10 @@ fn run() -> Result<(), String> {
     });
     let mut gpio = None;
     if let (Some(spec), Some(edges)) = (chip, &edges) {
-        let input = watch_line(spec, edges.clone())?;
+        let (chip, offset) = chip_line(spec)?;
+        let input = watch_line(&chip, offset, edges.clone())?;
         if let Some(output) = output {
-            gpio = Some(gpio_lines(spec, input, output)?);
+            gpio = Some(gpio_lines(&chip, input, offset, output)?);
         }
     }
     let trigger = match &edges {
