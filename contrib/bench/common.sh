@@ -122,6 +122,18 @@ profile_report() {
 
 # ------------------------------------------------------------------ rounds
 
+# bench_run BENCH DIR NAME ARGS...: one run of gpiofs-bench BENCH, labelled
+# NAME without its round suffix (.rN); results DIR/NAME.json, its tables
+# DIR/NAME.txt and on stdout; returns gpiofs-bench's exit status
+bench_run() {
+	local bench=$1 dir=$2 name=$3 t0=$SECONDS r=0
+	shift 3
+	echo "# ---- $name: gpiofs-bench $*"
+	"$bench" --label "${name%.r*}" --json "$dir/$name.json" "$@" 2>&1 | tee "$dir/$name.txt" || r=${PIPESTATUS[0]}
+	echo "# ---- $name took $((SECONDS - t0)) s (exit $r)"
+	return "$r"
+}
+
 # bench_rounds QUICK: prints how many times each daemon runs:
 # GPIOFS_BENCH_ROUNDS (2), or 1 when QUICK is non-empty; dies on junk
 bench_rounds() {

@@ -76,14 +76,7 @@ cleanup() {
 trap cleanup EXIT
 
 rc=0
-run_bench() { # NAME.rROUND ARGS...
-	local name=$1 t0=$SECONDS r=0
-	shift
-	echo "# ---- $name: gpiofs-bench $*"
-	"$BENCH" --label "${name%.r*}" --json "$OUT/$name.json" "$@" 2>&1 | tee "$OUT/$name.txt" || r=${PIPESTATUS[0]}
-	echo "# ---- $name took $((SECONDS - t0)) s (exit $r)"
-	((r == 0)) || rc=1
-}
+run_bench() { bench_run "$BENCH" "$OUT" "$@" || rc=1; } # NAME.rROUND ARGS...
 
 echo "host: $(uname -r), $(nproc) CPUs; gpiofs $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?'); load before: $(cut -d' ' -f1-3 /proc/loadavg)" >"$OUT/host.txt"
 exec 3>&1 4>&2

@@ -290,14 +290,7 @@ guest() {
 	trigger=/sys/devices/platform/$dev/$chip/sim_gpio0/pull
 	echo "# gpio-sim 'bench': $chip ($dev), kernel sysfs base $kbase, trigger $trigger"
 
-	run_bench() { # NAME ARGS...: one gpiofs-bench run, tables to NAME.txt
-		local name=$1 t0=$SECONDS r=0
-		shift
-		echo "# ---- $name: gpiofs-bench $*"
-		"$bench" --label "${name%.r*}" --json "$out/$name.json" "$@" 2>&1 | tee "$out/$name.txt" || r=${PIPESTATUS[0]}
-		echo "# ---- $name took $((SECONDS - t0)) s (exit $r)"
-		((r == 0)) || rc=1
-	}
+	run_bench() { bench_run "$bench" "$out" "$@" || rc=1; } # NAME[.rROUND] ARGS...
 
 	run_floor() { # NAME [ARGS...]: fuse_floor on the input line's edges
 		local name=$1 fmnt=/tmp/bench-floor fpid
